@@ -1,0 +1,383 @@
+//! A real Kubernetes control plane on loopback: etcd, kube-apiserver (RBAC, ServiceAccount
+//! tokens, TLS everywhere) and kube-controller-manager, started from the binaries in
+//! [`crate::upstream`]. No node runs pods; gongshu runs its processes locally instead.
+//!
+//! A [`ControlPlane`] stops its processes when dropped, unless [`ControlPlane::detach`]ed for a
+//! demo that outlives the command; [`stop_detached`] stops that one from its state directory.
+
+use std::{
+    fs::File,
+    net::TcpListener,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use kube::{
+    Api, Client, Config,
+    config::{KubeConfigOptions, Kubeconfig},
+};
+use nix::{
+    sys::signal::{Signal, kill},
+    unistd::Pid,
+};
+
+use crate::{
+    Error,
+    pki::{self, Pki, SERVICE_CLUSTER_IP},
+    upstream::Binaries,
+};
+
+/// Name of the file listing a detached control plane's process ids.
+const PIDS_FILE: &str = "pids";
+/// How long a cold start may take on a loaded 2-core machine (DESIGN.md pitfalls).
+pub const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// ServiceAccount token issuer.
+pub const SERVICE_ACCOUNT_ISSUER: &str = "https://kubernetes.default.svc.cluster.local";
+
+/// A running control plane.
+#[derive(Debug)]
+pub struct ControlPlane {
+    dir: PathBuf,
+    pki: Pki,
+    kubeconfig: PathBuf,
+    server: String,
+    processes: Vec<Process>,
+    detached: bool,
+}
+
+#[derive(Debug)]
+struct Process {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl ControlPlane {
+    /// Generates PKI and starts etcd, kube-apiserver and kube-controller-manager with their
+    /// state in `dir` (wiped first), then waits until `/readyz` is ok and the controller
+    /// manager has created the `default` ServiceAccount. Fails, leaving nothing running, if a
+    /// process exits or `timeout` passes.
+    pub async fn start(dir: &Path, bins: &Binaries, timeout: Duration) -> Result<Self, Error> {
+        if dir.exists() {
+            stop_detached(dir)?;
+            std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        }
+        std::fs::create_dir_all(dir.join("logs")).map_err(|e| Error::io(dir, e))?;
+        let dir = dir.canonicalize().map_err(|e| Error::io(dir, e))?;
+        let pki = pki::generate(&dir.join("pki"))?;
+        let [etcd_client, etcd_peer, apiserver_port] = free_ports()?;
+        let server = format!("https://127.0.0.1:{apiserver_port}");
+        let kubeconfig = write_kubeconfig(&dir.join("admin.kubeconfig"), &server, &pki.ca_cert, &pki.admin)?;
+        let kcm_kubeconfig =
+            write_kubeconfig(&dir.join("controller-manager.kubeconfig"), &server, &pki.ca_cert, &pki.controller_manager)?;
+
+        let etcd_url = format!("https://127.0.0.1:{etcd_client}");
+        let peer_url = format!("https://127.0.0.1:{etcd_peer}");
+        let etcd = etcd_args(&dir, &pki, &etcd_url, &peer_url);
+        let apiserver = apiserver_args(&dir, &pki, &etcd_url, apiserver_port);
+        let kcm = controller_manager_args(&pki, &kcm_kubeconfig);
+
+        let mut plane = Self { dir, pki, kubeconfig, server, processes: Vec::new(), detached: false };
+        let started = Instant::now();
+        plane.spawn("etcd", &bins.etcd, &etcd)?;
+        plane.spawn("kube-apiserver", &bins.kube_apiserver, &apiserver)?;
+        plane.wait_ready(started, timeout).await?;
+        plane.spawn("kube-controller-manager", &bins.kube_controller_manager, &kcm)?;
+        plane.wait_controller_manager(started, timeout).await?;
+        Ok(plane)
+    }
+
+    /// The admin kubeconfig (`system:masters`).
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// The apiserver URL.
+    pub fn server(&self) -> &str {
+        &self.server
+    }
+
+    /// The generated PKI (e.g. to sign a webhook's serving certificate).
+    pub fn pki(&self) -> &Pki {
+        &self.pki
+    }
+
+    /// The state directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A client with admin rights.
+    pub async fn client(&self) -> Result<Client, Error> {
+        client_for(&self.kubeconfig).await
+    }
+
+    /// Leaves the processes running after `self` is dropped, recording their ids in the state
+    /// directory for [`stop_detached`].
+    pub fn detach(mut self) -> Result<(), Error> {
+        let pids: Vec<String> = self.processes.iter().map(|p| format!("{} {}", p.child.id(), p.name)).collect();
+        let path = self.dir.join(PIDS_FILE);
+        std::fs::write(&path, pids.join("\n") + "\n").map_err(|e| Error::io(&path, e))?;
+        self.detached = true;
+        Ok(())
+    }
+
+    /// Stops every process (SIGTERM, then SIGKILL after 10 s), newest first.
+    pub fn stop(&mut self) {
+        while let Some(mut p) = self.processes.pop() {
+            terminate(p.child.id() as i32, Duration::from_secs(10));
+            let _ = p.child.wait();
+        }
+    }
+
+    fn spawn(&mut self, name: &'static str, program: &Path, args: &[String]) -> Result<(), Error> {
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        let log = self.dir.join("logs").join(format!("{name}.log"));
+        let out = File::create(&log).map_err(|e| Error::io(&log, e))?;
+        let err = out.try_clone().map_err(|e| Error::io(&log, e))?;
+        // A process group of its own: a terminal's Ctrl-C reaches the harness, which then
+        // stops the children in order, instead of killing them all at once mid-write.
+        use std::os::unix::process::CommandExt;
+        cmd.stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
+        let child = cmd.spawn().map_err(|e| Error::Spawn { program: name.into(), source: e })?;
+        self.processes.push(Process { name, child, log });
+        Ok(())
+    }
+
+    /// Fails with the process's log tail if one has exited.
+    fn check_alive(&mut self) -> Result<(), Error> {
+        for p in &mut self.processes {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                return Err(Error::Exited { process: p.name, status: status.to_string(), log_tail: tail(&p.log, 30) });
+            }
+        }
+        Ok(())
+    }
+
+    async fn wait_ready(&mut self, started: Instant, timeout: Duration) -> Result<(), Error> {
+        let client = self.client().await?;
+        loop {
+            self.check_alive()?;
+            let req = http_get("/readyz");
+            if let Ok(body) = client.request_text(req).await
+                && body.trim() == "ok"
+            {
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                return Err(Error::Timeout { what: "kube-apiserver /readyz", waited: started.elapsed(), log_tail: self.log_tail("kube-apiserver") });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn wait_controller_manager(&mut self, started: Instant, timeout: Duration) -> Result<(), Error> {
+        let client = self.client().await?;
+        let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client, "default");
+        loop {
+            self.check_alive()?;
+            if let Ok(Some(_)) = sas.get_opt("default").await {
+                return Ok(());
+            }
+            if started.elapsed() > timeout {
+                return Err(Error::Timeout {
+                    what: "kube-controller-manager (the default ServiceAccount)",
+                    waited: started.elapsed(),
+                    log_tail: self.log_tail("kube-controller-manager"),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    fn log_tail(&self, name: &str) -> String {
+        self.processes.iter().find(|p| p.name == name).map(|p| tail(&p.log, 30)).unwrap_or_default()
+    }
+}
+
+impl Drop for ControlPlane {
+    fn drop(&mut self) {
+        if !self.detached {
+            self.stop();
+        }
+    }
+}
+
+fn etcd_args(dir: &Path, p: &Pki, client_url: &str, peer_url: &str) -> Vec<String> {
+    vec![
+        "--name=gongshu".into(),
+        format!("--data-dir={}", dir.join("etcd").display()),
+        format!("--listen-client-urls={client_url}"),
+        format!("--advertise-client-urls={client_url}"),
+        format!("--listen-peer-urls={peer_url}"),
+        format!("--initial-advertise-peer-urls={peer_url}"),
+        format!("--initial-cluster=gongshu={peer_url}"),
+        format!("--cert-file={}", p.etcd.cert.display()),
+        format!("--key-file={}", p.etcd.key.display()),
+        format!("--trusted-ca-file={}", p.ca_cert.display()),
+        "--client-cert-auth".into(),
+        format!("--peer-cert-file={}", p.etcd.cert.display()),
+        format!("--peer-key-file={}", p.etcd.key.display()),
+        format!("--peer-trusted-ca-file={}", p.ca_cert.display()),
+        "--peer-client-cert-auth".into(),
+        "--log-level=warn".into(),
+    ]
+}
+
+fn apiserver_args(dir: &Path, p: &Pki, etcd_url: &str, port: u16) -> Vec<String> {
+    vec![
+        // Without a default route the apiserver cannot pick an advertise address itself.
+        "--advertise-address=127.0.0.1".into(),
+        // ...and a loopback address cannot back the `kubernetes` Service's endpoints.
+        "--endpoint-reconciler-type=none".into(),
+        "--bind-address=127.0.0.1".into(),
+        format!("--secure-port={port}"),
+        format!("--etcd-servers={etcd_url}"),
+        format!("--etcd-cafile={}", p.ca_cert.display()),
+        format!("--etcd-certfile={}", p.apiserver_etcd_client.cert.display()),
+        format!("--etcd-keyfile={}", p.apiserver_etcd_client.key.display()),
+        format!("--tls-cert-file={}", p.apiserver.cert.display()),
+        format!("--tls-private-key-file={}", p.apiserver.key.display()),
+        format!("--client-ca-file={}", p.ca_cert.display()),
+        // TokenRequest and TokenReview need all three.
+        format!("--service-account-issuer={SERVICE_ACCOUNT_ISSUER}"),
+        format!("--service-account-key-file={}", dir.join("pki/sa.pub").display()),
+        format!("--service-account-signing-key-file={}", p.service_account_key.display()),
+        format!("--service-cluster-ip-range={SERVICE_CLUSTER_IP}/16"),
+        "--authorization-mode=RBAC".into(),
+        "--allow-privileged=false".into(),
+        "--profiling=false".into(),
+        format!("--cert-dir={}", dir.join("pki").display()),
+        "--v=1".into(),
+    ]
+}
+
+fn controller_manager_args(p: &Pki, kubeconfig: &Path) -> Vec<String> {
+    vec![
+        format!("--kubeconfig={}", kubeconfig.display()),
+        format!("--authentication-kubeconfig={}", kubeconfig.display()),
+        format!("--authorization-kubeconfig={}", kubeconfig.display()),
+        "--leader-elect=false".into(),
+        "--bind-address=127.0.0.1".into(),
+        // No serving port: nothing scrapes it, and an unused listener is one more to secure.
+        "--secure-port=0".into(),
+        "--use-service-account-credentials=true".into(),
+        format!("--service-account-private-key-file={}", p.service_account_key.display()),
+        format!("--root-ca-file={}", p.ca_cert.display()),
+        format!("--cluster-signing-cert-file={}", p.ca_cert.display()),
+        format!("--cluster-signing-key-file={}", p.ca_key.display()),
+        "--v=1".into(),
+    ]
+}
+
+/// Whether a detached control plane recorded in `dir` is still running.
+pub fn is_running(dir: &Path) -> bool {
+    let pids = read_pids(dir);
+    !pids.is_empty() && pids.iter().all(|(pid, _)| kill(Pid::from_raw(*pid), None).is_ok())
+}
+
+/// Stops a detached control plane recorded in `dir`, newest process first. Does nothing if
+/// none is recorded.
+pub fn stop_detached(dir: &Path) -> Result<(), Error> {
+    let mut pids = read_pids(dir);
+    pids.reverse();
+    for (pid, _name) in &pids {
+        terminate(*pid, Duration::from_secs(10));
+    }
+    let path = dir.join(PIDS_FILE);
+    if path.exists() {
+        std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+    }
+    Ok(())
+}
+
+fn read_pids(dir: &Path) -> Vec<(i32, String)> {
+    std::fs::read_to_string(dir.join(PIDS_FILE))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| {
+            let (pid, name) = l.split_once(' ')?;
+            Some((pid.parse().ok()?, name.to_owned()))
+        })
+        .collect()
+}
+
+/// SIGTERM, wait up to `grace`, then SIGKILL. Waits until the process is gone; a process that
+/// is not our child is polled with signal 0.
+fn terminate(pid: i32, grace: Duration) {
+    let pid = Pid::from_raw(pid);
+    if kill(pid, Signal::SIGTERM).is_err() {
+        return;
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline {
+        if !alive(pid) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = kill(pid, Signal::SIGKILL);
+    while alive(pid) {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Alive and not a zombie: a zombie still accepts signal 0, so look at its state.
+fn alive(pid: Pid) -> bool {
+    if kill(pid, None).is_err() {
+        return false;
+    }
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The state is the first field after the parenthesised command name.
+    !matches!(stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next()), Some('Z') | None)
+}
+
+/// A client for the cluster described by `kubeconfig`.
+pub async fn client_for(kubeconfig: &Path) -> Result<Client, Error> {
+    let kc = Kubeconfig::read_from(kubeconfig).map_err(|e| Error::Kubeconfig(e.to_string()))?;
+    let config = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| Error::Kubeconfig(e.to_string()))?;
+    Client::try_from(config).map_err(Error::Kube)
+}
+
+fn http_get(path: &str) -> http::Request<Vec<u8>> {
+    let mut req = http::Request::new(Vec::new());
+    *req.uri_mut() = http::Uri::from_maybe_shared(path.to_owned()).unwrap_or_default();
+    req
+}
+
+fn free_ports<const N: usize>() -> Result<[u16; N], Error> {
+    // Hold all listeners until every port is chosen so the kernel hands out distinct ones.
+    let listeners: Vec<TcpListener> = (0..N)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<Result<_, _>>()
+        .map_err(|e| Error::io(Path::new("127.0.0.1:0"), e))?;
+    let mut ports = [0u16; N];
+    for (port, l) in ports.iter_mut().zip(&listeners) {
+        *port = l.local_addr().map_err(|e| Error::io(Path::new("127.0.0.1:0"), e))?.port();
+    }
+    Ok(ports)
+}
+
+fn write_kubeconfig(path: &Path, server: &str, ca: &Path, user: &pki::CertPair) -> Result<PathBuf, Error> {
+    let doc = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "gongshu-local", "cluster": {"server": server, "certificate-authority": ca}}],
+        "users": [{"name": "admin", "user": {"client-certificate": user.cert, "client-key": user.key}}],
+        "contexts": [{"name": "gongshu-local", "context": {"cluster": "gongshu-local", "user": "admin"}}],
+        "current-context": "gongshu-local",
+    });
+    let yaml = serde_yaml::to_string(&doc).map_err(|e| Error::Kubeconfig(e.to_string()))?;
+    std::fs::write(path, yaml).map_err(|e| Error::io(path, e))?;
+    Ok(path.to_path_buf())
+}
+
+fn tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

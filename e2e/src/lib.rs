@@ -1,0 +1,82 @@
+//! The real local control plane and the end-to-end harness.
+//!
+//! - [`upstream`] builds etcd, kube-apiserver, kube-controller-manager and kubectl from their
+//!   pinned Go modules, once, into a cache.
+//! - [`pki`] and [`controlplane`] start them on loopback with TLS, RBAC and ServiceAccount
+//!   tokens, and stop them with nothing left behind.
+//! - [`harness`] gives each integration test a client and a fresh namespace on the control
+//!   plane that `cargo xtask test` started.
+
+pub mod controlplane;
+pub mod harness;
+pub mod pki;
+pub mod upstream;
+
+use std::{path::Path, time::Duration};
+
+/// Errors of the control plane and harness.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file or socket operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A program could not be started.
+    #[error("cannot start {program}: {source} (is it installed and on PATH?)")]
+    Spawn {
+        /// The program.
+        program: String,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// `go build` failed.
+    #[error("go build in {module} failed ({status}); see its output above")]
+    Build {
+        /// The module directory.
+        module: std::path::PathBuf,
+        /// Exit status.
+        status: String,
+    },
+    /// Certificate generation failed.
+    #[error("generating certificates: {0}")]
+    Pki(#[from] rcgen::Error),
+    /// A control-plane process exited while starting.
+    #[error("{process} exited ({status}); last log lines:\n{log_tail}")]
+    Exited {
+        /// Which process.
+        process: &'static str,
+        /// Its exit status.
+        status: String,
+        /// The end of its log.
+        log_tail: String,
+    },
+    /// Something did not become ready in time.
+    #[error("{what} not ready after {waited:.0?}; last log lines:\n{log_tail}")]
+    Timeout {
+        /// What was awaited.
+        what: &'static str,
+        /// How long.
+        waited: Duration,
+        /// The end of the relevant log.
+        log_tail: String,
+    },
+    /// The kubeconfig could not be read or used.
+    #[error("kubeconfig: {0}")]
+    Kubeconfig(String),
+    /// An API call failed.
+    #[error(transparent)]
+    Kube(#[from] kube::Error),
+    /// The harness was used without a control plane.
+    #[error("{0}")]
+    Harness(String),
+}
+
+impl Error {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> Self {
+        Self::Io { path: path.display().to_string(), source }
+    }
+}

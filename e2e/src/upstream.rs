@@ -1,0 +1,140 @@
+//! The upstream binaries of the local control plane, built from their Go modules (pinned in
+//! `e2e/upstream/*/go.mod`) into a cache that survives clones: `$GONGSHU_CACHE` or
+//! `~/.cache/gongshu`.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::Instant,
+};
+
+use crate::Error;
+
+/// The Kubernetes release the control plane runs (`e2e/upstream/kubernetes/go.mod`).
+pub const KUBERNETES_VERSION: &str = "v1.37.2";
+/// The etcd release the control plane runs (`e2e/upstream/etcd/go.mod`).
+pub const ETCD_VERSION: &str = "v3.7.3";
+
+/// Paths of the built binaries.
+#[derive(Clone, Debug)]
+pub struct Binaries {
+    /// `etcd`.
+    pub etcd: PathBuf,
+    /// `kube-apiserver`.
+    pub kube_apiserver: PathBuf,
+    /// `kube-controller-manager`.
+    pub kube_controller_manager: PathBuf,
+    /// `kubectl`.
+    pub kubectl: PathBuf,
+}
+
+impl Binaries {
+    /// The directory holding the Kubernetes binaries (put it on `PATH` for `kubectl`).
+    pub fn kubernetes_dir(&self) -> &Path {
+        self.kubectl.parent().unwrap_or(Path::new("."))
+    }
+}
+
+/// The build cache root: `$GONGSHU_CACHE`, else `$XDG_CACHE_HOME/gongshu`, else `~/.cache/gongshu`.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("GONGSHU_CACHE") {
+        return PathBuf::from(dir);
+    }
+    if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(dir).join("gongshu");
+    }
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    home.join(".cache").join("gongshu")
+}
+
+/// Where the binaries are (or will be) once built.
+pub fn binaries() -> Binaries {
+    let k8s = cache_dir().join("bin").join(format!("k8s-{KUBERNETES_VERSION}"));
+    let etcd = cache_dir().join("bin").join(format!("etcd-{ETCD_VERSION}"));
+    Binaries {
+        etcd: etcd.join("etcd"),
+        kube_apiserver: k8s.join("kube-apiserver"),
+        kube_controller_manager: k8s.join("kube-controller-manager"),
+        kubectl: k8s.join("kubectl"),
+    }
+}
+
+/// Returns the binaries, building the missing ones with `go build` from the pinned modules in
+/// `<repo>/e2e/upstream`. Prints how long a build took; a cached run builds nothing.
+pub fn ensure_built(repo: &Path) -> Result<Binaries, Error> {
+    let bins = binaries();
+    let k8s_missing = [&bins.kube_apiserver, &bins.kube_controller_manager, &bins.kubectl]
+        .iter()
+        .any(|p| !p.exists());
+    if k8s_missing {
+        let minor = KUBERNETES_VERSION.trim_start_matches('v').split('.').nth(1).unwrap_or("0");
+        let ldflags = format!(
+            "-s -w -X k8s.io/component-base/version.gitVersion={KUBERNETES_VERSION} \
+             -X k8s.io/component-base/version.gitMajor=1 \
+             -X k8s.io/component-base/version.gitMinor={minor} \
+             -X k8s.io/component-base/version.gitTreeState=clean"
+        );
+        go_build(
+            &repo.join("e2e/upstream/kubernetes"),
+            &ldflags,
+            bins.kubernetes_dir(),
+            &[
+                "k8s.io/kubernetes/cmd/kube-apiserver",
+                "k8s.io/kubernetes/cmd/kube-controller-manager",
+                "k8s.io/kubernetes/cmd/kubectl",
+            ],
+        )?;
+    }
+    if !bins.etcd.exists() {
+        let ldflags = "-s -w".to_owned();
+        let dir = bins.etcd.parent().unwrap_or(Path::new("."));
+        go_build(&repo.join("e2e/upstream/etcd"), &ldflags, dir, &["go.etcd.io/etcd/server/v3"])?;
+        // `go build` names the binary after the package path's last element (`v3`).
+        let built = dir.join("v3");
+        if built.exists() {
+            std::fs::rename(&built, &bins.etcd).map_err(|e| Error::io(&bins.etcd, e))?;
+        }
+    }
+    Ok(bins)
+}
+
+fn go_build(module: &Path, ldflags: &str, out: &Path, packages: &[&str]) -> Result<(), Error> {
+    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    eprintln!("building {} from Go modules into {} (first time only)", packages.join(", "), out.display());
+    let started = Instant::now();
+    let mut out_arg = out.as_os_str().to_owned();
+    // A trailing separator makes `go build -o` treat the path as a directory for one package too.
+    out_arg.push("/");
+    let status = Command::new("go")
+        .current_dir(module)
+        .args(["build", "-trimpath", "-ldflags", ldflags, "-o"])
+        .arg(&out_arg)
+        .args(packages)
+        .status()
+        .map_err(|e| Error::Spawn { program: "go".into(), source: e })?;
+    if !status.success() {
+        return Err(Error::Build { module: module.to_path_buf(), status: status.to_string() });
+    }
+    eprintln!("built {} in {:.0?}", packages.join(", "), started.elapsed());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pinned(module: &str, requirement: &str) -> String {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("upstream").join(module).join("go.mod");
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.trim().strip_prefix("require ").and_then(|r| r.strip_prefix(requirement)))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn version_constants_match_the_pinned_go_modules() {
+        assert_eq!(pinned("kubernetes", "k8s.io/kubernetes"), KUBERNETES_VERSION);
+        assert_eq!(pinned("etcd", "go.etcd.io/etcd/server/v3"), ETCD_VERSION);
+    }
+}
