@@ -6,10 +6,9 @@
 //! demo that outlives the command; [`stop_detached`] stops that one from its state directory.
 
 use std::{
-    fs::File,
     net::TcpListener,
     path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -17,14 +16,11 @@ use kube::{
     Api, Client, Config,
     config::{KubeConfigOptions, Kubeconfig},
 };
-use nix::{
-    sys::signal::{Signal, kill},
-    unistd::Pid,
-};
 
 use crate::{
     Error,
     pki::{self, Pki, SERVICE_CLUSTER_IP},
+    process::{self, Process},
     upstream::Binaries,
 };
 
@@ -44,13 +40,6 @@ pub struct ControlPlane {
     server: String,
     processes: Vec<Process>,
     detached: bool,
-}
-
-#[derive(Debug)]
-struct Process {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
 }
 
 impl ControlPlane {
@@ -116,44 +105,27 @@ impl ControlPlane {
     /// Leaves the processes running after `self` is dropped, recording their ids in the state
     /// directory for [`stop_detached`].
     pub fn detach(mut self) -> Result<(), Error> {
-        let pids: Vec<String> = self.processes.iter().map(|p| format!("{} {}", p.child.id(), p.name)).collect();
-        let path = self.dir.join(PIDS_FILE);
-        std::fs::write(&path, pids.join("\n") + "\n").map_err(|e| Error::io(&path, e))?;
+        let pids: Vec<(i32, &str)> = self.processes.iter().map(|p| (p.pid(), p.name.as_str())).collect();
+        process::write_pid_file(&self.dir.join(PIDS_FILE), &pids)?;
         self.detached = true;
         Ok(())
     }
 
     /// Stops every process (SIGTERM, then SIGKILL after 10 s), newest first.
     pub fn stop(&mut self) {
-        while let Some(mut p) = self.processes.pop() {
-            terminate(p.child.id() as i32, Duration::from_secs(10));
-            let _ = p.child.wait();
+        while let Some(p) = self.processes.pop() {
+            p.stop(Duration::from_secs(10));
         }
     }
 
-    fn spawn(&mut self, name: &'static str, program: &Path, args: &[String]) -> Result<(), Error> {
-        let mut cmd = Command::new(program);
-        cmd.args(args);
+    fn spawn(&mut self, name: &str, program: &Path, args: &[String]) -> Result<(), Error> {
         let log = self.dir.join("logs").join(format!("{name}.log"));
-        let out = File::create(&log).map_err(|e| Error::io(&log, e))?;
-        let err = out.try_clone().map_err(|e| Error::io(&log, e))?;
-        // A process group of its own: a terminal's Ctrl-C reaches the harness, which then
-        // stops the children in order, instead of killing them all at once mid-write.
-        use std::os::unix::process::CommandExt;
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
-        let child = cmd.spawn().map_err(|e| Error::Spawn { program: name.into(), source: e })?;
-        self.processes.push(Process { name, child, log });
+        self.processes.push(Process::spawn(name, Command::new(program).args(args), &log)?);
         Ok(())
     }
 
-    /// Fails with the process's log tail if one has exited.
     fn check_alive(&mut self) -> Result<(), Error> {
-        for p in &mut self.processes {
-            if let Ok(Some(status)) = p.child.try_wait() {
-                return Err(Error::Exited { process: p.name, status: status.to_string(), log_tail: tail(&p.log, 30) });
-            }
-        }
-        Ok(())
+        self.processes.iter_mut().try_for_each(Process::check_alive)
     }
 
     async fn wait_ready(&mut self, started: Instant, timeout: Duration) -> Result<(), Error> {
@@ -193,7 +165,7 @@ impl ControlPlane {
     }
 
     fn log_tail(&self, name: &str) -> String {
-        self.processes.iter().find(|p| p.name == name).map(|p| tail(&p.log, 30)).unwrap_or_default()
+        self.processes.iter().find(|p| p.name == name).map(|p| p.log_tail(30)).unwrap_or_default()
     }
 }
 
@@ -274,64 +246,13 @@ fn controller_manager_args(p: &Pki, kubeconfig: &Path) -> Vec<String> {
 
 /// Whether a detached control plane recorded in `dir` is still running.
 pub fn is_running(dir: &Path) -> bool {
-    let pids = read_pids(dir);
-    !pids.is_empty() && pids.iter().all(|(pid, _)| kill(Pid::from_raw(*pid), None).is_ok())
+    process::all_alive(&dir.join(PIDS_FILE))
 }
 
 /// Stops a detached control plane recorded in `dir`, newest process first. Does nothing if
 /// none is recorded.
 pub fn stop_detached(dir: &Path) -> Result<(), Error> {
-    let mut pids = read_pids(dir);
-    pids.reverse();
-    for (pid, _name) in &pids {
-        terminate(*pid, Duration::from_secs(10));
-    }
-    let path = dir.join(PIDS_FILE);
-    if path.exists() {
-        std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-    }
-    Ok(())
-}
-
-fn read_pids(dir: &Path) -> Vec<(i32, String)> {
-    std::fs::read_to_string(dir.join(PIDS_FILE))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| {
-            let (pid, name) = l.split_once(' ')?;
-            Some((pid.parse().ok()?, name.to_owned()))
-        })
-        .collect()
-}
-
-/// SIGTERM, wait up to `grace`, then SIGKILL. Waits until the process is gone; a process that
-/// is not our child is polled with signal 0.
-fn terminate(pid: i32, grace: Duration) {
-    let pid = Pid::from_raw(pid);
-    if kill(pid, Signal::SIGTERM).is_err() {
-        return;
-    }
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline {
-        if !alive(pid) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = kill(pid, Signal::SIGKILL);
-    while alive(pid) {
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Alive and not a zombie: a zombie still accepts signal 0, so look at its state.
-fn alive(pid: Pid) -> bool {
-    if kill(pid, None).is_err() {
-        return false;
-    }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // The state is the first field after the parenthesised command name.
-    !matches!(stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next()), Some('Z') | None)
+    process::stop_pid_file(&dir.join(PIDS_FILE), Duration::from_secs(10))
 }
 
 /// A client for the cluster described by `kubeconfig`.
@@ -374,10 +295,4 @@ fn write_kubeconfig(path: &Path, server: &str, ca: &Path, user: &pki::CertPair) 
     let yaml = serde_yaml::to_string(&doc).map_err(|e| Error::Kubeconfig(e.to_string()))?;
     std::fs::write(path, yaml).map_err(|e| Error::io(path, e))?;
     Ok(path.to_path_buf())
-}
-
-fn tail(path: &Path, lines: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..].join("\n")
 }

@@ -10,6 +10,7 @@
 pub mod controlplane;
 pub mod harness;
 pub mod pki;
+pub mod process;
 pub mod upstream;
 
 use std::{path::Path, time::Duration};
@@ -48,7 +49,7 @@ pub enum Error {
     #[error("{process} exited ({status}); last log lines:\n{log_tail}")]
     Exited {
         /// Which process.
-        process: &'static str,
+        process: String,
         /// Its exit status.
         status: String,
         /// The end of its log.

@@ -80,7 +80,7 @@ fn main() -> ExitCode {
             Cmd::Crd => crd(),
             Cmd::Demo { action } if action == "down" => demo::down(),
             Cmd::Demo { .. } => demo::up().await,
-            Cmd::Test { no_lint } => test::run(!no_lint).await,
+            Cmd::Test { no_lint } => test::run_all(!no_lint).await,
         }
     });
     match result {
@@ -132,7 +132,19 @@ fn print_env() {
 }
 
 fn crd() -> Result {
-    run(Command::new(env!("CARGO")).current_dir(repo()).args(["run", "--quiet", "-p", "gongshu", "--", "crd", "--out-dir", "crds"]))
+    run(cargo().args(["run", "--quiet", "-p", "gongshu", "--", "crd", "--out-dir", "crds"]))
+}
+
+/// `cargo` in the repository root.
+fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(repo());
+    cmd
+}
+
+/// Cargo's target directory.
+fn target_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("target"))
 }
 
 /// Runs a command, failing with its command line if it fails.

@@ -209,19 +209,19 @@ pub struct Retention {
     /// Keep the newest N backups.
     #[serde(default = "default_keep_last")]
     #[schemars(range(min = 1, max = 10_000))]
-    pub keep_last: u32,
+    pub keep_last: i32,
     /// Keep the newest backup of each of the last N days.
     #[serde(default)]
-    #[schemars(range(max = 10_000))]
-    pub keep_daily: u32,
+    #[schemars(range(min = 0, max = 10_000))]
+    pub keep_daily: i32,
     /// Keep the newest backup of each of the last N weeks.
     #[serde(default)]
-    #[schemars(range(max = 10_000))]
-    pub keep_weekly: u32,
+    #[schemars(range(min = 0, max = 10_000))]
+    pub keep_weekly: i32,
     /// Keep the newest backup of each of the last N months.
     #[serde(default)]
-    #[schemars(range(max = 10_000))]
-    pub keep_monthly: u32,
+    #[schemars(range(min = 0, max = 10_000))]
+    pub keep_monthly: i32,
 }
 
 impl Default for Retention {
@@ -230,7 +230,7 @@ impl Default for Retention {
     }
 }
 
-fn default_keep_last() -> u32 {
+fn default_keep_last() -> i32 {
     7
 }
 

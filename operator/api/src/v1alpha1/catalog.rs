@@ -31,7 +31,7 @@ use super::common::{CommonStatus, DEPARTMENT_CODE, ITEM_IDENTIFIER, SecretKeyRef
 pub struct DataCatalogSpec {
     /// The catalog's items. Each identifier is unique within the catalog (and, checked at
     /// admission, across the cluster).
-    #[schemars(length(min = 1, max = 256))]
+    #[schemars(length(min = 1, max = 128))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["identifier"]))]
     pub items: Vec<CatalogItem>,
 }
@@ -56,7 +56,7 @@ pub struct DataCatalogSpec {
         .message("source.postgres.keyColumns must name fields declared in fields[]")
         .field_path(".source.postgres.keyColumns")
         .reason(Reason::FieldValueInvalid),
-    validation = Rule::new("self.fields.exists(f, f.shareable)")
+    validation = Rule::new("self.shareType == 'notShared' || self.fields.exists(f, f.shareable)")
         .message("SH-5: at least one field must be shareable; an item none of whose fields can be shared belongs to shareType notShared with verification (SH-7)")
         .field_path(".fields")
         .reason(Reason::FieldValueInvalid),
@@ -112,7 +112,7 @@ pub struct CatalogItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject_key: Option<SubjectKey>,
     /// The item's fields (数据项). Field names are unique.
-    #[schemars(length(min = 1, max = 512))]
+    #[schemars(length(min = 1, max = 128))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub fields: Vec<Field>,
     /// Where the exchange reads the data from. The operator never reads it itself.
@@ -409,6 +409,10 @@ pub struct ItemStatus {
     /// Why the item is in this state.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// `sha256:` digest of the item as it was when it entered this state. An item whose spec
+    /// changes goes back to review (CAT-2), so an approval never covers terms it did not see.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec_digest: Option<String>,
 }
 
 /// Review state of a catalog item (CAT-2).

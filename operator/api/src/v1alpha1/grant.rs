@@ -63,7 +63,7 @@ pub struct ShareGrantSpec {
     /// The signed commitment of lawful and secure use (承诺; SH-2).
     pub commitment: Commitment,
     /// The fields requested: only those the scenario needs (最小授权; SH-5).
-    #[schemars(length(min = 1, max = 512))]
+    #[schemars(length(min = 1, max = 128))]
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub fields: Vec<String>,
     /// How the data is delivered (SH-6, SH-7). Items whose share type is `notShared` are

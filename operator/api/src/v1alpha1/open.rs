@@ -46,7 +46,7 @@ pub struct OpenDatasetSpec {
     pub attribution: String,
     /// Fields published; all shareable fields of sensitivity `public` when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 512))]
+    #[schemars(length(max = 128))]
     #[schemars(extend("x-kubernetes-list-type" = "set"))]
     pub fields: Vec<String>,
     /// Download formats (OP-3: machine-readable).
@@ -90,11 +90,11 @@ pub struct RateLimit {
     /// Sustained requests per minute.
     #[serde(default = "default_rpm")]
     #[schemars(range(min = 1, max = 1_000_000))]
-    pub requests_per_minute: u32,
+    pub requests_per_minute: i32,
     /// Burst size above the sustained rate.
     #[serde(default = "default_burst")]
     #[schemars(range(min = 1, max = 100_000))]
-    pub burst: u32,
+    pub burst: i32,
 }
 
 impl Default for RateLimit {
@@ -103,11 +103,11 @@ impl Default for RateLimit {
     }
 }
 
-fn default_rpm() -> u32 {
+fn default_rpm() -> i32 {
     60
 }
 
-fn default_burst() -> u32 {
+fn default_burst() -> i32 {
     20
 }
 

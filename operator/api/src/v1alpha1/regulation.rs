@@ -71,7 +71,7 @@ pub struct DeadlineOverride {
     pub step: Step,
     /// Working days allowed.
     #[schemars(range(min = 0, max = 365))]
-    pub working_days: u32,
+    pub working_days: i32,
 }
 
 /// The work calendar (工作日历). Weekends are rest days unless listed as make-up working days.
@@ -92,7 +92,7 @@ pub struct CalendarSpec {
     pub close_of_business: Option<String>,
     /// Holidays and make-up working days per year, as the State Council announces them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 100))]
+    #[schemars(length(max = 20))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["year"]))]
     pub years: Vec<CalendarYear>,
 }
@@ -111,7 +111,7 @@ fn default_time_zone() -> String {
 #[derive(KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(
-    validation = Rule::new("self.holidays.all(d, d.startsWith(string(self.year))) && self.makeupWorkdays.all(d, d.startsWith(string(self.year)))")
+    validation = Rule::new("self.holidays.all(d, int(d.substring(0, 4)) == self.year) && self.makeupWorkdays.all(d, int(d.substring(0, 4)) == self.year)")
         .message("every holiday and make-up working day must fall in the calendar year it is listed under")
         .reason(Reason::FieldValueInvalid),
     validation = Rule::new("!self.holidays.exists(d, d in self.makeupWorkdays)")
@@ -164,7 +164,7 @@ pub struct EffectiveDeadline {
     pub rule: String,
     /// Working days allowed, for `within`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub working_days: Option<u32>,
+    pub working_days: Option<i32>,
     /// Who acts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor: Option<String>,
