@@ -92,6 +92,11 @@ impl ControlPlane {
         &self.pki
     }
 
+    /// Process ids of the running processes, oldest first.
+    pub fn pids(&self) -> Vec<i32> {
+        self.processes.iter().map(Process::pid).collect()
+    }
+
     /// The state directory.
     pub fn dir(&self) -> &Path {
         &self.dir
