@@ -71,3 +71,29 @@ async fn a_fresh_control_plane_serves_rbac_and_service_account_tokens_then_stops
     assert!(left.is_empty(), "processes left behind after stop: {left:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn a_failing_apiserver_stops_etcd_too_and_reports_its_log() {
+    let mut bins = upstream::binaries();
+    // An "apiserver" that fails at once, as a misconfigured one would.
+    let fake = std::env::temp_dir().join(format!("gongshu-fake-apiserver-{}", gongshu_e2e::harness::random_suffix()));
+    std::fs::write(&fake, "#!/bin/sh\necho 'E0000 run.go:72] \"command failed\" err=\"simulated\"' >&2\nexit 3\n").unwrap();
+    std::fs::set_permissions(&fake, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    bins.kube_apiserver = fake.clone();
+    let dir = std::env::temp_dir().join(format!("gongshu-cp-{}", gongshu_e2e::harness::random_suffix()));
+
+    let err = ControlPlane::start(&dir, &bins, Duration::from_secs(30)).await.expect_err("start must fail");
+    let msg = err.to_string();
+    assert!(msg.contains("kube-apiserver exited") && msg.contains("simulated"), "error names the process and its log: {msg}");
+    let etcd_left = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| alive(*pid))
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cmdline")).unwrap_or_default().contains(&dir.display().to_string())
+        })
+        .count();
+    assert_eq!(etcd_left, 0, "no process of the failed control plane may be left running");
+    let _ = std::fs::remove_file(&fake);
+    let _ = std::fs::remove_dir_all(&dir);
+}
