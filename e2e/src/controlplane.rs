@@ -57,9 +57,18 @@ impl ControlPlane {
         let pki = pki::generate(&dir.join("pki"))?;
         let [etcd_client, etcd_peer, apiserver_port] = free_ports()?;
         let server = format!("https://127.0.0.1:{apiserver_port}");
-        let kubeconfig = write_kubeconfig(&dir.join("admin.kubeconfig"), &server, &pki.ca_cert, &pki.admin)?;
-        let kcm_kubeconfig =
-            write_kubeconfig(&dir.join("controller-manager.kubeconfig"), &server, &pki.ca_cert, &pki.controller_manager)?;
+        let kubeconfig = write_kubeconfig(
+            &dir.join("admin.kubeconfig"),
+            &server,
+            &pki.ca_cert,
+            &pki.admin,
+        )?;
+        let kcm_kubeconfig = write_kubeconfig(
+            &dir.join("controller-manager.kubeconfig"),
+            &server,
+            &pki.ca_cert,
+            &pki.controller_manager,
+        )?;
 
         let etcd_url = format!("https://127.0.0.1:{etcd_client}");
         let peer_url = format!("https://127.0.0.1:{etcd_peer}");
@@ -67,12 +76,23 @@ impl ControlPlane {
         let apiserver = apiserver_args(&dir, &pki, &etcd_url, apiserver_port);
         let kcm = controller_manager_args(&pki, &kcm_kubeconfig);
 
-        let mut plane = Self { dir, pki, kubeconfig, server, processes: Vec::new(), detached: false };
+        let mut plane = Self {
+            dir,
+            pki,
+            kubeconfig,
+            server,
+            processes: Vec::new(),
+            detached: false,
+        };
         let started = Instant::now();
         plane.spawn("etcd", &bins.etcd, &etcd)?;
         plane.spawn("kube-apiserver", &bins.kube_apiserver, &apiserver)?;
         plane.wait_ready(started, timeout).await?;
-        plane.spawn("kube-controller-manager", &bins.kube_controller_manager, &kcm)?;
+        plane.spawn(
+            "kube-controller-manager",
+            &bins.kube_controller_manager,
+            &kcm,
+        )?;
         plane.wait_controller_manager(started, timeout).await?;
         Ok(plane)
     }
@@ -110,7 +130,11 @@ impl ControlPlane {
     /// Leaves the processes running after `self` is dropped, recording their ids in the state
     /// directory for [`stop_detached`].
     pub fn detach(mut self) -> Result<(), Error> {
-        let pids: Vec<(i32, &str)> = self.processes.iter().map(|p| (p.pid(), p.name.as_str())).collect();
+        let pids: Vec<(i32, &str)> = self
+            .processes
+            .iter()
+            .map(|p| (p.pid(), p.name.as_str()))
+            .collect();
         process::write_pid_file(&self.dir.join(PIDS_FILE), &pids)?;
         self.detached = true;
         Ok(())
@@ -125,7 +149,11 @@ impl ControlPlane {
 
     fn spawn(&mut self, name: &str, program: &Path, args: &[String]) -> Result<(), Error> {
         let log = self.dir.join("logs").join(format!("{name}.log"));
-        self.processes.push(Process::spawn(name, Command::new(program).args(args), &log)?);
+        self.processes.push(Process::spawn(
+            name,
+            Command::new(program).args(args),
+            &log,
+        )?);
         Ok(())
     }
 
@@ -137,22 +165,33 @@ impl ControlPlane {
         let client = self.client().await?;
         loop {
             self.check_alive()?;
-            let req = http_get("/readyz");
+            let req = http::Request::get("/readyz")
+                .body(Vec::new())
+                .map_err(|e| Error::Harness(e.to_string()))?;
             if let Ok(body) = client.request_text(req).await
                 && body.trim() == "ok"
             {
                 return Ok(());
             }
             if started.elapsed() > timeout {
-                return Err(Error::Timeout { what: "kube-apiserver /readyz", waited: started.elapsed(), log_tail: self.log_tail("kube-apiserver") });
+                return Err(Error::Timeout {
+                    what: "kube-apiserver /readyz",
+                    waited: started.elapsed(),
+                    log_tail: self.log_tail("kube-apiserver"),
+                });
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
 
-    async fn wait_controller_manager(&mut self, started: Instant, timeout: Duration) -> Result<(), Error> {
+    async fn wait_controller_manager(
+        &mut self,
+        started: Instant,
+        timeout: Duration,
+    ) -> Result<(), Error> {
         let client = self.client().await?;
-        let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> = Api::namespaced(client, "default");
+        let sas: Api<k8s_openapi::api::core::v1::ServiceAccount> =
+            Api::namespaced(client, "default");
         loop {
             self.check_alive()?;
             if let Ok(Some(_)) = sas.get_opt("default").await {
@@ -170,7 +209,11 @@ impl ControlPlane {
     }
 
     fn log_tail(&self, name: &str) -> String {
-        self.processes.iter().find(|p| p.name == name).map(|p| p.log_tail(30)).unwrap_or_default()
+        self.processes
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.log_tail(30))
+            .unwrap_or_default()
     }
 }
 
@@ -220,8 +263,14 @@ fn apiserver_args(dir: &Path, p: &Pki, etcd_url: &str, port: u16) -> Vec<String>
         format!("--client-ca-file={}", p.ca_cert.display()),
         // TokenRequest and TokenReview need all three.
         format!("--service-account-issuer={SERVICE_ACCOUNT_ISSUER}"),
-        format!("--service-account-key-file={}", dir.join("pki/sa.pub").display()),
-        format!("--service-account-signing-key-file={}", p.service_account_key.display()),
+        format!(
+            "--service-account-key-file={}",
+            dir.join("pki/sa.pub").display()
+        ),
+        format!(
+            "--service-account-signing-key-file={}",
+            p.service_account_key.display()
+        ),
         format!("--service-cluster-ip-range={SERVICE_CLUSTER_IP}/16"),
         "--authorization-mode=RBAC".into(),
         "--allow-privileged=false".into(),
@@ -241,7 +290,10 @@ fn controller_manager_args(p: &Pki, kubeconfig: &Path) -> Vec<String> {
         // No serving port: nothing scrapes it, and an unused listener is one more to secure.
         "--secure-port=0".into(),
         "--use-service-account-credentials=true".into(),
-        format!("--service-account-private-key-file={}", p.service_account_key.display()),
+        format!(
+            "--service-account-private-key-file={}",
+            p.service_account_key.display()
+        ),
         format!("--root-ca-file={}", p.ca_cert.display()),
         format!("--cluster-signing-cert-file={}", p.ca_cert.display()),
         format!("--cluster-signing-key-file={}", p.ca_key.display()),
@@ -269,12 +321,6 @@ pub async fn client_for(kubeconfig: &Path) -> Result<Client, Error> {
     Client::try_from(config).map_err(Error::Kube)
 }
 
-fn http_get(path: &str) -> http::Request<Vec<u8>> {
-    let mut req = http::Request::new(Vec::new());
-    *req.uri_mut() = http::Uri::from_maybe_shared(path.to_owned()).unwrap_or_default();
-    req
-}
-
 fn free_ports<const N: usize>() -> Result<[u16; N], Error> {
     // Hold all listeners until every port is chosen so the kernel hands out distinct ones.
     let listeners: Vec<TcpListener> = (0..N)
@@ -283,12 +329,20 @@ fn free_ports<const N: usize>() -> Result<[u16; N], Error> {
         .map_err(|e| Error::io(Path::new("127.0.0.1:0"), e))?;
     let mut ports = [0u16; N];
     for (port, l) in ports.iter_mut().zip(&listeners) {
-        *port = l.local_addr().map_err(|e| Error::io(Path::new("127.0.0.1:0"), e))?.port();
+        *port = l
+            .local_addr()
+            .map_err(|e| Error::io(Path::new("127.0.0.1:0"), e))?
+            .port();
     }
     Ok(ports)
 }
 
-fn write_kubeconfig(path: &Path, server: &str, ca: &Path, user: &pki::CertPair) -> Result<PathBuf, Error> {
+fn write_kubeconfig(
+    path: &Path,
+    server: &str,
+    ca: &Path,
+    user: &pki::CertPair,
+) -> Result<PathBuf, Error> {
     let doc = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Config",

@@ -34,7 +34,9 @@ pub struct TestEnv {
 
 impl std::fmt::Debug for TestEnv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestEnv").field("kubeconfig", &self.kubeconfig).finish()
+        f.debug_struct("TestEnv")
+            .field("kubeconfig", &self.kubeconfig)
+            .finish()
     }
 }
 
@@ -49,7 +51,10 @@ impl TestEnv {
             )));
         };
         let kubeconfig = PathBuf::from(path);
-        Ok(Self { client: client_for(&kubeconfig).await?, kubeconfig })
+        Ok(Self {
+            client: client_for(&kubeconfig).await?,
+            kubeconfig,
+        })
     }
 
     /// The admin kubeconfig.
@@ -60,10 +65,22 @@ impl TestEnv {
     /// Creates a namespace named `<prefix>-<random>` with the e2e label and `labels`.
     pub async fn namespace(&self, prefix: &str, labels: &[(&str, &str)]) -> Result<String, Error> {
         let name = format!("{prefix}-{}", random_suffix());
-        let mut all: BTreeMap<String, String> = labels.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let mut all: BTreeMap<String, String> = labels
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect();
         all.insert(E2E_LABEL.into(), "true".into());
-        let ns = Namespace { metadata: ObjectMeta { name: Some(name.clone()), labels: Some(all), ..Default::default() }, ..Default::default() };
-        Api::<Namespace>::all(self.client.clone()).create(&PostParams::default(), &ns).await?;
+        let ns = Namespace {
+            metadata: ObjectMeta {
+                name: Some(name.clone()),
+                labels: Some(all),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Api::<Namespace>::all(self.client.clone())
+            .create(&PostParams::default(), &ns)
+            .await?;
         Ok(name)
     }
 
@@ -72,7 +89,13 @@ impl TestEnv {
     pub async fn department(&self, code: &str) -> Result<(String, String), Error> {
         let code = format!("{code}-{}", random_suffix());
         let ns = self
-            .namespace(&code, &[(gongshu_api::v1alpha1::LABEL_DEPARTMENT, &code), (gongshu_api::v1alpha1::LABEL_LEVEL, "city")])
+            .namespace(
+                &code,
+                &[
+                    (gongshu_api::v1alpha1::LABEL_DEPARTMENT, &code),
+                    (gongshu_api::v1alpha1::LABEL_LEVEL, "city"),
+                ],
+            )
             .await?;
         Ok((ns, code))
     }
@@ -85,7 +108,13 @@ impl TestEnv {
     }
 
     /// Waits until `cond` holds for the named object, or fails after `timeout`.
-    pub async fn wait_for<K>(&self, api: Api<K>, name: &str, timeout: Duration, cond: impl Condition<K>) -> Result<K, Error>
+    pub async fn wait_for<K>(
+        &self,
+        api: Api<K>,
+        name: &str,
+        timeout: Duration,
+        cond: impl Condition<K>,
+    ) -> Result<K, Error>
     where
         K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
     {
@@ -95,7 +124,9 @@ impl TestEnv {
             Ok(Err(e)) => Err(Error::Harness(format!("watching {name}: {e}"))),
             Err(_) => {
                 let last = api.get_opt(name).await.ok().flatten();
-                Err(Error::Harness(format!("{name}: condition not met after {timeout:?}; last seen: {last:#?}")))
+                Err(Error::Harness(format!(
+                    "{name}: condition not met after {timeout:?}; last seen: {last:#?}"
+                )))
             }
         }
     }
@@ -104,5 +135,9 @@ impl TestEnv {
 /// Six random lower-case alphanumerics.
 pub fn random_suffix() -> String {
     use rand::{Rng, distr::Alphanumeric};
-    rand::rng().sample_iter(&Alphanumeric).take(6).map(|c| char::from(c).to_ascii_lowercase()).collect()
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(6)
+        .map(|c| char::from(c).to_ascii_lowercase())
+        .collect()
 }

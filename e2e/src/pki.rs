@@ -45,8 +45,13 @@ pub struct CertPair {
 }
 
 /// DNS names the apiserver serves under, inside and outside a cluster.
-const APISERVER_NAMES: &[&str] =
-    &["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"];
+const APISERVER_NAMES: &[&str] = &[
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+];
 /// The first address of the service range: the in-cluster `kubernetes` Service.
 pub const SERVICE_CLUSTER_IP: Ipv4Addr = Ipv4Addr::new(10, 96, 0, 1);
 
@@ -55,28 +60,79 @@ pub fn generate(dir: &Path) -> Result<Pki, Error> {
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let ca_key = KeyPair::generate()?;
     let mut ca_params = CertificateParams::default();
-    ca_params.distinguished_name.push(DnType::CommonName, "gongshu-local-ca");
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "gongshu-local-ca");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages =
-        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
     let ca_cert = ca_params.self_signed(&ca_key)?;
     let ca_cert_path = write(dir, "ca.crt", &ca_cert.pem(), false)?;
     let ca_key_path = write(dir, "ca.key", &ca_key.serialize_pem(), true)?;
     let issuer = Issuer::new(ca_params, ca_key);
 
     let loopback = [IpAddr::V4(Ipv4Addr::LOCALHOST)];
-    let serving = [ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+    let serving = [
+        ExtendedKeyUsagePurpose::ServerAuth,
+        ExtendedKeyUsagePurpose::ClientAuth,
+    ];
     let client = [ExtendedKeyUsagePurpose::ClientAuth];
 
-    let etcd = leaf(dir, "etcd", &issuer, "etcd", None, &["localhost"], &loopback, &serving)?;
-    let apiserver_etcd_client =
-        leaf(dir, "apiserver-etcd-client", &issuer, "kube-apiserver-etcd-client", None, &[], &[], &client)?;
+    let etcd = leaf(
+        dir,
+        "etcd",
+        &issuer,
+        "etcd",
+        None,
+        &["localhost"],
+        &loopback,
+        &serving,
+    )?;
+    let apiserver_etcd_client = leaf(
+        dir,
+        "apiserver-etcd-client",
+        &issuer,
+        "kube-apiserver-etcd-client",
+        None,
+        &[],
+        &[],
+        &client,
+    )?;
     let mut apiserver_ips = loopback.to_vec();
     apiserver_ips.push(IpAddr::V4(SERVICE_CLUSTER_IP));
-    let apiserver = leaf(dir, "apiserver", &issuer, "kube-apiserver", None, APISERVER_NAMES, &apiserver_ips, &serving)?;
-    let admin = leaf(dir, "admin", &issuer, "gongshu-admin", Some("system:masters"), &[], &[], &client)?;
-    let controller_manager =
-        leaf(dir, "controller-manager", &issuer, "system:kube-controller-manager", None, &[], &[], &client)?;
+    let apiserver = leaf(
+        dir,
+        "apiserver",
+        &issuer,
+        "kube-apiserver",
+        None,
+        APISERVER_NAMES,
+        &apiserver_ips,
+        &serving,
+    )?;
+    let admin = leaf(
+        dir,
+        "admin",
+        &issuer,
+        "gongshu-admin",
+        Some("system:masters"),
+        &[],
+        &[],
+        &client,
+    )?;
+    let controller_manager = leaf(
+        dir,
+        "controller-manager",
+        &issuer,
+        "system:kube-controller-manager",
+        None,
+        &[],
+        &[],
+        &client,
+    )?;
 
     let sa_key = KeyPair::generate()?;
     let service_account_key = write(dir, "sa.key", &sa_key.serialize_pem(), true)?;
@@ -97,13 +153,25 @@ pub fn generate(dir: &Path) -> Result<Pki, Error> {
 
 /// Signs a serving certificate for `dns_names` and `ips` with the CA in `pki`, e.g. for an
 /// admission webhook the apiserver must reach over TLS. Returns PEM certificate and key.
-pub fn sign_serving(pki: &Pki, common_name: &str, dns_names: &[&str], ips: &[IpAddr]) -> Result<(String, String), Error> {
+pub fn sign_serving(
+    pki: &Pki,
+    common_name: &str,
+    dns_names: &[&str],
+    ips: &[IpAddr],
+) -> Result<(String, String), Error> {
     let ca_key_pem = std::fs::read_to_string(&pki.ca_key).map_err(|e| Error::io(&pki.ca_key, e))?;
-    let ca_cert_pem = std::fs::read_to_string(&pki.ca_cert).map_err(|e| Error::io(&pki.ca_cert, e))?;
+    let ca_cert_pem =
+        std::fs::read_to_string(&pki.ca_cert).map_err(|e| Error::io(&pki.ca_cert, e))?;
     let ca_key = KeyPair::from_pem(&ca_key_pem)?;
     let issuer = Issuer::from_ca_cert_pem(&ca_cert_pem, ca_key)?;
     let key = KeyPair::generate()?;
-    let params = leaf_params(common_name, None, dns_names, ips, &[ExtendedKeyUsagePurpose::ServerAuth])?;
+    let params = leaf_params(
+        common_name,
+        None,
+        dns_names,
+        ips,
+        &[ExtendedKeyUsagePurpose::ServerAuth],
+    )?;
     let cert = params.signed_by(&key, &issuer)?;
     Ok((cert.pem(), key.serialize_pem()))
 }
@@ -120,7 +188,8 @@ fn leaf(
     usages: &[ExtendedKeyUsagePurpose],
 ) -> Result<CertPair, Error> {
     let key = KeyPair::generate()?;
-    let cert = leaf_params(common_name, organization, dns_names, ips, usages)?.signed_by(&key, issuer)?;
+    let cert =
+        leaf_params(common_name, organization, dns_names, ips, usages)?.signed_by(&key, issuer)?;
     Ok(CertPair {
         cert: write(dir, &format!("{file}.crt"), &cert.pem(), false)?,
         key: write(dir, &format!("{file}.key"), &key.serialize_pem(), true)?,
@@ -135,15 +204,26 @@ fn leaf_params(
     usages: &[ExtendedKeyUsagePurpose],
 ) -> Result<CertificateParams, Error> {
     let mut params = CertificateParams::default();
-    params.distinguished_name.push(DnType::CommonName, common_name);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, common_name);
     if let Some(org) = organization {
-        params.distinguished_name.push(DnType::OrganizationName, org);
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, org);
     }
     for name in dns_names {
-        params.subject_alt_names.push(SanType::DnsName((*name).try_into()?));
+        params
+            .subject_alt_names
+            .push(SanType::DnsName((*name).try_into()?));
     }
-    params.subject_alt_names.extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
-    params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+    params
+        .subject_alt_names
+        .extend(ips.iter().map(|ip| SanType::IpAddress(*ip)));
+    params.key_usages = vec![
+        KeyUsagePurpose::DigitalSignature,
+        KeyUsagePurpose::KeyEncipherment,
+    ];
     params.extended_key_usages = usages.to_vec();
     Ok(params)
 }
@@ -158,6 +238,7 @@ fn write(dir: &Path, name: &str, contents: &str, private: bool) -> Result<PathBu
         .mode(if private { 0o600 } else { 0o644 })
         .open(&path)
         .map_err(|e| Error::io(&path, e))?;
-    file.write_all(contents.as_bytes()).map_err(|e| Error::io(&path, e))?;
+    file.write_all(contents.as_bytes())
+        .map_err(|e| Error::io(&path, e))?;
     Ok(path)
 }

@@ -33,11 +33,25 @@ impl Process {
     /// order, instead of killing them all at once mid-write.
     pub fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Result<Self, Error> {
         use std::os::unix::process::CommandExt;
-        let out = File::options().create(true).append(true).open(log).map_err(|e| Error::io(log, e))?;
+        let out = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|e| Error::io(log, e))?;
         let err = out.try_clone().map_err(|e| Error::io(log, e))?;
-        cmd.stdin(Stdio::null()).stdout(out).stderr(err).process_group(0);
-        let child = cmd.spawn().map_err(|e| Error::Spawn { program: name.into(), source: e })?;
-        Ok(Self { name: name.into(), child, log: log.to_path_buf() })
+        cmd.stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0);
+        let child = cmd.spawn().map_err(|e| Error::Spawn {
+            program: name.into(),
+            source: e,
+        })?;
+        Ok(Self {
+            name: name.into(),
+            child,
+            log: log.to_path_buf(),
+        })
     }
 
     /// Process id.
@@ -48,7 +62,11 @@ impl Process {
     /// Fails with the log tail if the process has exited.
     pub fn check_alive(&mut self) -> Result<(), Error> {
         match self.child.try_wait() {
-            Ok(Some(status)) => Err(Error::Exited { process: self.name.clone(), status: status.to_string(), log_tail: tail(&self.log, 30) }),
+            Ok(Some(status)) => Err(Error::Exited {
+                process: self.name.clone(),
+                status: status.to_string(),
+                log_tail: tail(&self.log, 30),
+            }),
             _ => Ok(()),
         }
     }
@@ -69,7 +87,10 @@ impl Process {
 
 /// Records detached processes in `file`, one `<pid> <name>` per line, oldest first.
 pub fn write_pid_file(file: &Path, processes: &[(i32, &str)]) -> Result<(), Error> {
-    let text: String = processes.iter().map(|(pid, name)| format!("{pid} {name}\n")).collect();
+    let text: String = processes
+        .iter()
+        .map(|(pid, name)| format!("{pid} {name}\n"))
+        .collect();
     std::fs::write(file, text).map_err(|e| Error::io(file, e))
 }
 
@@ -129,7 +150,11 @@ pub fn alive(pid: i32) -> bool {
     }
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // The state is the first field after the parenthesised command name.
-    !matches!(stat.rsplit_once(") ").and_then(|(_, rest)| rest.chars().next()), Some('Z') | None)
+    !matches!(
+        stat.rsplit_once(") ")
+            .and_then(|(_, rest)| rest.chars().next()),
+        Some('Z') | None
+    )
 }
 
 /// The last `lines` lines of a file.

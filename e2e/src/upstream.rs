@@ -43,13 +43,17 @@ pub fn cache_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("XDG_CACHE_HOME") {
         return PathBuf::from(dir).join("gongshu");
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
     home.join(".cache").join("gongshu")
 }
 
 /// Where the binaries are (or will be) once built.
 pub fn binaries() -> Binaries {
-    let k8s = cache_dir().join("bin").join(format!("k8s-{KUBERNETES_VERSION}"));
+    let k8s = cache_dir()
+        .join("bin")
+        .join(format!("k8s-{KUBERNETES_VERSION}"));
     let etcd = cache_dir().join("bin").join(format!("etcd-{ETCD_VERSION}"));
     Binaries {
         etcd: etcd.join("etcd"),
@@ -63,11 +67,19 @@ pub fn binaries() -> Binaries {
 /// `<repo>/e2e/upstream`. Prints how long a build took; a cached run builds nothing.
 pub fn ensure_built(repo: &Path) -> Result<Binaries, Error> {
     let bins = binaries();
-    let k8s_missing = [&bins.kube_apiserver, &bins.kube_controller_manager, &bins.kubectl]
-        .iter()
-        .any(|p| !p.exists());
+    let k8s_missing = [
+        &bins.kube_apiserver,
+        &bins.kube_controller_manager,
+        &bins.kubectl,
+    ]
+    .iter()
+    .any(|p| !p.exists());
     if k8s_missing {
-        let minor = KUBERNETES_VERSION.trim_start_matches('v').split('.').nth(1).unwrap_or("0");
+        let minor = KUBERNETES_VERSION
+            .trim_start_matches('v')
+            .split('.')
+            .nth(1)
+            .unwrap_or("0");
         let ldflags = format!(
             "-s -w -X k8s.io/component-base/version.gitVersion={KUBERNETES_VERSION} \
              -X k8s.io/component-base/version.gitMajor=1 \
@@ -88,7 +100,12 @@ pub fn ensure_built(repo: &Path) -> Result<Binaries, Error> {
     if !bins.etcd.exists() {
         let ldflags = "-s -w".to_owned();
         let dir = bins.etcd.parent().unwrap_or(Path::new("."));
-        go_build(&repo.join("e2e/upstream/etcd"), &ldflags, dir, &["go.etcd.io/etcd/server/v3"])?;
+        go_build(
+            &repo.join("e2e/upstream/etcd"),
+            &ldflags,
+            dir,
+            &["go.etcd.io/etcd/server/v3"],
+        )?;
         // `go build` names the binary after the package path's last element (`v3`).
         let built = dir.join("v3");
         if built.exists() {
@@ -100,7 +117,11 @@ pub fn ensure_built(repo: &Path) -> Result<Binaries, Error> {
 
 fn go_build(module: &Path, ldflags: &str, out: &Path, packages: &[&str]) -> Result<(), Error> {
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    eprintln!("building {} from Go modules into {} (first time only)", packages.join(", "), out.display());
+    eprintln!(
+        "building {} from Go modules into {} (first time only)",
+        packages.join(", "),
+        out.display()
+    );
     let started = Instant::now();
     let mut out_arg = out.as_os_str().to_owned();
     // A trailing separator makes `go build -o` treat the path as a directory for one package too.
@@ -111,9 +132,15 @@ fn go_build(module: &Path, ldflags: &str, out: &Path, packages: &[&str]) -> Resu
         .arg(&out_arg)
         .args(packages)
         .status()
-        .map_err(|e| Error::Spawn { program: "go".into(), source: e })?;
+        .map_err(|e| Error::Spawn {
+            program: "go".into(),
+            source: e,
+        })?;
     if !status.success() {
-        return Err(Error::Build { module: module.to_path_buf(), status: status.to_string() });
+        return Err(Error::Build {
+            module: module.to_path_buf(),
+            status: status.to_string(),
+        });
     }
     eprintln!("built {} in {:.0?}", packages.join(", "), started.elapsed());
     Ok(())
@@ -124,17 +151,27 @@ mod tests {
     use super::*;
 
     fn pinned(module: &str, requirement: &str) -> String {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("upstream").join(module).join("go.mod");
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("upstream")
+            .join(module)
+            .join("go.mod");
         let text = std::fs::read_to_string(path).unwrap_or_default();
         text.lines()
-            .find_map(|l| l.trim().strip_prefix("require ").and_then(|r| r.strip_prefix(requirement)))
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("require ")
+                    .and_then(|r| r.strip_prefix(requirement))
+            })
             .map(|v| v.trim().to_owned())
             .unwrap_or_default()
     }
 
     #[test]
     fn version_constants_match_the_pinned_go_modules() {
-        assert_eq!(pinned("kubernetes", "k8s.io/kubernetes"), KUBERNETES_VERSION);
+        assert_eq!(
+            pinned("kubernetes", "k8s.io/kubernetes"),
+            KUBERNETES_VERSION
+        );
         assert_eq!(pinned("etcd", "go.etcd.io/etcd/server/v3"), ETCD_VERSION);
     }
 }

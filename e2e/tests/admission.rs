@@ -21,8 +21,19 @@ fn fixtures() -> Vec<(String, String, Vec<String>)> {
         .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
         .map(|p| {
             let text = std::fs::read_to_string(&p).expect("readable fixture");
-            let expects = text.lines().filter_map(|l| l.strip_prefix("# expect: ")).map(str::to_owned).collect();
-            (p.file_name().unwrap_or_default().to_string_lossy().into_owned(), p.display().to_string(), expects)
+            let expects = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("# expect: "))
+                .map(str::to_owned)
+                .collect();
+            (
+                p.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .into_owned(),
+                p.display().to_string(),
+                expects,
+            )
         })
         .collect();
     out.sort();
@@ -34,11 +45,19 @@ async fn every_invalid_fixture_is_rejected_with_a_message_naming_the_field() {
     let env = TestEnv::connect().await.expect("control plane");
     let (ns, _) = env.department("admission").await.expect("namespace");
     let fixtures = fixtures();
-    assert!(fixtures.len() >= 10, "expected the invalid fixtures, found {}", fixtures.len());
+    assert!(
+        fixtures.len() >= 10,
+        "expected the invalid fixtures, found {}",
+        fixtures.len()
+    );
     let mut failures = Vec::new();
     for (name, path, expects) in &fixtures {
         assert!(!expects.is_empty(), "{name} has no `# expect:` line");
-        let out = env.kubectl().args(["create", "-n", &ns, "-f", path]).output().expect("kubectl runs");
+        let out = env
+            .kubectl()
+            .args(["create", "-n", &ns, "-f", path])
+            .output()
+            .expect("kubectl runs");
         let stderr = String::from_utf8_lossy(&out.stderr);
         if out.status.success() {
             failures.push(format!("{name}: was admitted, expected a rejection"));
@@ -46,7 +65,9 @@ async fn every_invalid_fixture_is_rejected_with_a_message_naming_the_field() {
         }
         for expect in expects {
             if !stderr.contains(expect.as_str()) {
-                failures.push(format!("{name}: rejection does not contain {expect:?}:\n{stderr}"));
+                failures.push(format!(
+                    "{name}: rejection does not contain {expect:?}:\n{stderr}"
+                ));
             }
         }
     }
@@ -69,14 +90,20 @@ spec:
 "#
     ))
     .expect("valid review");
-    reviews.create(&PostParams::default(), &review).await.expect("a valid review is admitted");
+    reviews
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("a valid review is admitted");
     let change = serde_json::json!({"spec": {"decision": "deny", "reason": "changed my mind"}});
     let err = reviews
         .patch("decision", &PatchParams::default(), &Patch::Merge(&change))
         .await
         .expect_err("changing a review must be rejected");
     let msg = err.to_string();
-    assert!(msg.contains("a Review is immutable once created"), "unexpected rejection: {msg}");
+    assert!(
+        msg.contains("a Review is immutable once created"),
+        "unexpected rejection: {msg}"
+    );
 }
 
 #[tokio::test]
@@ -101,23 +128,46 @@ spec:
 "#
     ))
     .expect("valid grant");
-    grants.create(&PostParams::default(), &grant).await.expect("a valid grant is admitted");
+    grants
+        .create(&PostParams::default(), &grant)
+        .await
+        .expect("a valid grant is admitted");
     let change = serde_json::json!({"spec": {"item": "population.identity-photos"}});
     let err = grants
         .patch("allowance", &PatchParams::default(), &Patch::Merge(&change))
         .await
         .expect_err("changing the item must be rejected");
     let msg = err.to_string();
-    assert!(msg.contains("spec.item") && msg.contains("immutable"), "unexpected rejection: {msg}");
+    assert!(
+        msg.contains("spec.item") && msg.contains("immutable"),
+        "unexpected rejection: {msg}"
+    );
 }
 
 #[tokio::test]
 async fn kubectl_explain_documents_sharegrant_spec() {
     let env = TestEnv::connect().await.expect("control plane");
-    let out = env.kubectl().args(["explain", "sharegrant.spec"]).output().expect("kubectl runs");
+    let out = env
+        .kubectl()
+        .args(["explain", "sharegrant.spec"])
+        .output()
+        .expect("kubectl runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "kubectl explain failed: {}", String::from_utf8_lossy(&out.stderr));
-    for expected in ["scenario", "application scenario", "serviceAccounts", "validUntil", "verify"] {
-        assert!(text.contains(expected), "kubectl explain sharegrant.spec lacks {expected:?}:\n{text}");
+    assert!(
+        out.status.success(),
+        "kubectl explain failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "scenario",
+        "application scenario",
+        "serviceAccounts",
+        "validUntil",
+        "verify",
+    ] {
+        assert!(
+            text.contains(expected),
+            "kubectl explain sharegrant.spec lacks {expected:?}:\n{text}"
+        );
     }
 }

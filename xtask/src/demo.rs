@@ -21,8 +21,22 @@ pub async fn up() -> Result {
         cmd
     };
     let repo = repo();
-    run(kubectl(&["apply", "--server-side", "--field-manager=gongshu-xtask", "-f"]).arg(repo.join("crds")))?;
-    run(&mut kubectl(&["wait", "--for=condition=Established", "crd", "--all", "--timeout=60s"]))?;
+    run(kubectl(&[
+        "apply",
+        "--server-side",
+        "--field-manager=gongshu-xtask",
+        "-f",
+    ])
+    .arg(repo.join("crds")))?;
+    run(&mut kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd",
+        "--all",
+        "--timeout=60s",
+    ]))?;
+    // The operator's namespace holds its leader-election Lease; a chart would create it.
+    run(kubectl(&["apply", "-f"]).arg(repo.join("examples/00-namespaces.yaml")))?;
 
     let pids = cluster_dir().join(OPERATOR_PIDS);
     if process::all_alive(&pids) {
@@ -32,7 +46,9 @@ pub async fn up() -> Result {
         let log = cluster_dir().join("logs").join("operator.log");
         let mut operator = Process::spawn(
             "gongshu-operator",
-            Command::new(target_dir().join("debug").join("gongshu")).arg("operator").env("KUBECONFIG", &kubeconfig),
+            Command::new(target_dir().join("debug").join("gongshu"))
+                .arg("operator")
+                .env("KUBECONFIG", &kubeconfig),
             &log,
         )?;
         std::thread::sleep(Duration::from_secs(1));
@@ -42,9 +58,22 @@ pub async fn up() -> Result {
     }
 
     run(kubectl(&["apply", "-f"]).arg(repo.join("examples")))?;
-    run(&mut kubectl(&["wait", "--for=condition=Ready", "regulation/default", "--timeout=60s"]))?;
+    run(&mut kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "regulation/default",
+        "--timeout=60s",
+    ]))?;
     for ns in ["dept-public-security", "dept-market-regulation"] {
-        run(&mut kubectl(&["wait", "--for=condition=Ready", "datacatalog", "--all", "-n", ns, "--timeout=60s"]))?;
+        run(&mut kubectl(&[
+            "wait",
+            "--for=condition=Ready",
+            "datacatalog",
+            "--all",
+            "-n",
+            ns,
+            "--timeout=60s",
+        ]))?;
     }
     println!();
     run(&mut kubectl(&["get", "regulations,datacatalogs", "-A"]))?;

@@ -70,10 +70,18 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Cmd::Upstream => upstream::ensure_built(&repo()).map(drop).map_err(Into::into),
-            Cmd::Cluster { action: ClusterAction::Up } => cluster_up().await.map(drop),
-            Cmd::Cluster { action: ClusterAction::Down } => cluster_down(),
-            Cmd::Cluster { action: ClusterAction::Env } => {
+            Cmd::Upstream => upstream::ensure_built(&repo())
+                .map(drop)
+                .map_err(Into::into),
+            Cmd::Cluster {
+                action: ClusterAction::Up,
+            } => cluster_up().await.map(drop),
+            Cmd::Cluster {
+                action: ClusterAction::Down,
+            } => cluster_down(),
+            Cmd::Cluster {
+                action: ClusterAction::Env,
+            } => {
                 print_env();
                 Ok(())
             }
@@ -94,7 +102,10 @@ fn main() -> ExitCode {
 
 /// The repository root (xtask lives one level below it).
 fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default()
 }
 
 /// State of the demo control plane.
@@ -112,8 +123,13 @@ async fn cluster_up() -> Result<PathBuf> {
         return Ok(kubeconfig);
     }
     let started = Instant::now();
-    let plane = controlplane::ControlPlane::start(&dir, &bins, controlplane::DEFAULT_READY_TIMEOUT).await?;
-    eprintln!("control plane ready at {} in {:.1?}", plane.server(), started.elapsed());
+    let plane =
+        controlplane::ControlPlane::start(&dir, &bins, controlplane::DEFAULT_READY_TIMEOUT).await?;
+    eprintln!(
+        "control plane ready at {} in {:.1?}",
+        plane.server(),
+        started.elapsed()
+    );
     plane.detach()?;
     print_env();
     Ok(kubeconfig)
@@ -127,12 +143,24 @@ fn cluster_down() -> Result {
 
 fn print_env() {
     let bins = upstream::binaries();
-    println!("export KUBECONFIG={}", cluster_dir().join("admin.kubeconfig").display());
+    println!(
+        "export KUBECONFIG={}",
+        cluster_dir().join("admin.kubeconfig").display()
+    );
     println!("export PATH={}:$PATH", bins.kubernetes_dir().display());
 }
 
 fn crd() -> Result {
-    run(cargo().args(["run", "--quiet", "-p", "gongshu", "--", "crd", "--out-dir", "crds"]))
+    run(cargo().args([
+        "run",
+        "--quiet",
+        "-p",
+        "gongshu",
+        "--",
+        "crd",
+        "--out-dir",
+        "crds",
+    ]))
 }
 
 /// `cargo` in the repository root.
@@ -144,7 +172,9 @@ fn cargo() -> Command {
 
 /// Cargo's target directory.
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| repo().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target"))
 }
 
 /// Runs a command, failing with its command line if it fails.

@@ -6,4 +6,6 @@
 
 pub mod calendar;
 pub mod presets;
+pub mod rules;
+pub mod status;
 pub mod v1alpha1;

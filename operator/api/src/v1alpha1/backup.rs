@@ -87,7 +87,10 @@ fn default_time_zone() -> String {
     .reason(Reason::FieldValueInvalid))]
 pub struct BackupSource {
     /// Name of the source within the policy; names the objects written for it.
-    #[schemars(length(min = 1, max = 63), regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub name: String,
     /// A catalog item of this namespace, read from its declared source.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,7 +132,9 @@ pub struct Compression {
 
 impl Default for Compression {
     fn default() -> Self {
-        Self { level: default_level() }
+        Self {
+            level: default_level(),
+        }
     }
 }
 
@@ -226,7 +231,12 @@ pub struct Retention {
 
 impl Default for Retention {
     fn default() -> Self {
-        Self { keep_last: default_keep_last(), keep_daily: 0, keep_weekly: 0, keep_monthly: 0 }
+        Self {
+            keep_last: default_keep_last(),
+            keep_daily: 0,
+            keep_weekly: 0,
+            keep_monthly: 0,
+        }
     }
 }
 

@@ -99,7 +99,10 @@ pub struct RateLimit {
 
 impl Default for RateLimit {
     fn default() -> Self {
-        Self { requests_per_minute: default_rpm(), burst: default_burst() }
+        Self {
+            requests_per_minute: default_rpm(),
+            burst: default_burst(),
+        }
     }
 }
 

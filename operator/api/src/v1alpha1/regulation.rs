@@ -99,7 +99,11 @@ pub struct CalendarSpec {
 
 impl Default for CalendarSpec {
     fn default() -> Self {
-        Self { time_zone: default_time_zone(), close_of_business: None, years: Vec::new() }
+        Self {
+            time_zone: default_time_zone(),
+            close_of_business: None,
+            years: Vec::new(),
+        }
     }
 }
 

@@ -1,0 +1,143 @@
+//! The command line: `gongshu [--log-format text|json] <operator|crd>`, each flag with an
+//! environment variable fallback for use in a pod spec.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+
+use crate::{operator, telemetry::LogFormat};
+
+/// gongshu (公数): public-data regulations as Kubernetes infrastructure.
+#[derive(Debug, Parser)]
+#[command(name = "gongshu", version, about, long_about = None)]
+pub struct Cli {
+    /// Log format: human-readable text, or one JSON object per line for log collectors.
+    /// The filter comes from RUST_LOG (default `info,kube=warn`).
+    #[arg(
+        long,
+        global = true,
+        env = "GONGSHU_LOG_FORMAT",
+        value_enum,
+        default_value_t
+    )]
+    pub log_format: LogFormat,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the controllers (with leader election) and the admin server until SIGTERM.
+    Operator(OperatorArgs),
+    /// Print every CRD as multi-document YAML, or write one file per CRD into a directory.
+    Crd(CrdArgs),
+}
+
+/// `gongshu operator`.
+#[derive(Debug, Args)]
+pub struct OperatorArgs {
+    /// The operator's namespace; its leader Lease `gongshu-operator` lives here.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "gongshu-system")]
+    pub namespace: String,
+    /// Address of the admin server (/metrics, /healthz, /readyz); port 0 picks a free port
+    /// and logs it.
+    #[arg(long, env = "GONGSHU_ADMIN_ADDR", default_value = "127.0.0.1:8080")]
+    pub admin_addr: SocketAddr,
+    /// Identity in the Lease and in Events [default: <hostname>-<pid>].
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+    /// Campaign for the Lease before running the controllers; `false` runs them at once (one
+    /// process per cluster only).
+    #[arg(long, env = "GONGSHU_LEADER_ELECTION", default_value_t = true, action = ArgAction::Set)]
+    pub leader_election: bool,
+    /// Seconds a Lease stays valid after its last renewal; the renew deadline is two thirds of
+    /// it, the retry period a seventh.
+    #[arg(long, env = "GONGSHU_LEASE_DURATION_SECONDS", default_value_t = 15,
+          value_parser = clap::value_parser!(u64).range(2..=300))]
+    pub lease_duration_seconds: u64,
+}
+
+impl OperatorArgs {
+    /// The operator's configuration.
+    pub fn config(&self) -> operator::Config {
+        operator::Config {
+            namespace: self.namespace.clone(),
+            identity: self.identity.clone().unwrap_or_else(default_identity),
+            admin_addr: self.admin_addr,
+            leader_election: self.leader_election,
+            lease_duration: Duration::from_secs(self.lease_duration_seconds),
+        }
+    }
+}
+
+/// `<hostname>-<pid>`: unique among processes on one machine and readable in `kubectl get lease`.
+pub fn default_identity() -> String {
+    let host = hostname::get()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "gongshu".into());
+    format!("{host}-{}", std::process::id())
+}
+
+/// `gongshu crd`.
+#[derive(Debug, Args)]
+pub struct CrdArgs {
+    /// Write `<plural>.<group>.yaml` per CRD into this directory (and remove generated files
+    /// no type produces any more) instead of printing to stdout.
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn operator_defaults_are_loopback_and_leader_election() {
+        let cli = Cli::try_parse_from(["gongshu", "operator"]).unwrap();
+        let Command::Operator(args) = cli.command else {
+            panic!("not the operator command");
+        };
+        let config = args.config();
+        assert!(config.leader_election);
+        assert!(config.admin_addr.ip().is_loopback());
+        assert_eq!(config.lease_duration, Duration::from_secs(15));
+        assert!(
+            config
+                .identity
+                .ends_with(&format!("-{}", std::process::id()))
+        );
+    }
+
+    #[test]
+    fn leader_election_can_be_switched_off_and_the_log_format_set() {
+        let cli = Cli::try_parse_from([
+            "gongshu",
+            "operator",
+            "--leader-election=false",
+            "--log-format",
+            "json",
+            "--identity",
+            "pod-0",
+        ])
+        .unwrap();
+        assert_eq!(cli.log_format, LogFormat::Json);
+        let Command::Operator(args) = cli.command else {
+            panic!("not the operator command");
+        };
+        assert!(!args.leader_election);
+        assert_eq!(args.config().identity, "pod-0");
+    }
+}

@@ -1,0 +1,225 @@
+//! One kube-runtime `Controller` per gongshu kind. Each reconcile is a short pipeline:
+//! fetch what the rules need → validate (pure, `gongshu_api::rules`) → compute the status
+//! (pure) → apply it with server-side apply → decide when to look again.
+//!
+//! Error policy: an invalid spec is not an error — the object is `Stalled` and waits for the
+//! user's next edit; a failed API call is retried with per-object exponential backoff; every
+//! successful reconcile requeues on a long safety timer because watch events can be missed.
+
+mod apply;
+pub mod backoff;
+pub mod backup;
+pub mod catalog;
+pub mod grant;
+pub mod open;
+pub mod regulation;
+pub mod review;
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use futures::{Stream, StreamExt};
+use gongshu_api::{
+    status::{STALLED, is_true},
+    v1alpha1::CommonStatus,
+};
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    core::object::HasStatus,
+    runtime::{
+        controller::{self, Action},
+        events::{Event, EventType, Recorder, Reporter},
+        reflector::ObjectRef,
+        watcher,
+    },
+};
+use serde::{Serialize, de::DeserializeOwned};
+use tracing::{debug, warn};
+
+pub use self::apply::{Applied, ApplyError};
+use self::backoff::Backoff;
+use crate::metrics::Metrics;
+
+/// The one field manager of everything the operator writes with server-side apply.
+pub const FIELD_MANAGER: &str = "gongshu.io/operator";
+/// The finalizer on objects whose deletion must clean up outside state.
+pub const FINALIZER: &str = "gongshu.io/cleanup";
+/// How long after a successful reconcile an object is looked at again anyway.
+pub const SAFETY_REQUEUE: Duration = Duration::from_secs(15 * 60);
+/// The controller name Events are reported under.
+pub const REPORTER: &str = "gongshu-operator";
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The Kubernetes client.
+    pub client: Client,
+    /// Reconcile metrics.
+    pub metrics: Metrics,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// Per-object retry delays.
+    pub backoff: Backoff,
+}
+
+impl fmt::Debug for Context {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Context").finish_non_exhaustive()
+    }
+}
+
+impl Context {
+    /// A context whose Events name `instance` (the pod or process) as their reporter.
+    pub fn new(client: Client, metrics: Metrics, instance: &str) -> Self {
+        let reporter = Reporter {
+            controller: REPORTER.into(),
+            instance: Some(instance.into()),
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            metrics,
+            backoff: Backoff::default(),
+        }
+    }
+}
+
+/// A gongshu kind as the shared parts of the controllers see it.
+pub trait Kind:
+    Resource<DynamicType = ()>
+    + HasStatus<Status: Clone + PartialEq + Serialize + DeserializeOwned + fmt::Debug + Send + Sync>
+    + Clone
+    + DeserializeOwned
+    + Serialize
+    + fmt::Debug
+    + Send
+    + Sync
+    + 'static
+{
+    /// The controller's label in metrics and logs.
+    const CONTROLLER: &'static str;
+    /// The API the object lives in.
+    fn api(client: Client, obj: &Self) -> Api<Self>;
+    /// The kstatus part of a status.
+    fn common(status: &Self::Status) -> &CommonStatus;
+}
+
+/// A reconcile error with a stable, low-cardinality category for metrics and Events.
+pub trait Categorized: std::error::Error + Send + Sync + 'static {
+    /// The category label.
+    fn category(&self) -> &'static str;
+}
+
+fn key<K: Kind>(obj: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        obj.namespace().unwrap_or_default(),
+        obj.name_any()
+    )
+}
+
+/// The end of every successful reconcile: applies `status` unless it is unchanged, publishes an
+/// Event when the object enters or leaves `Stalled`, and tells the controller when to come
+/// back — after the next edit if stalled, else after `requeue`.
+pub async fn finish<K: Kind>(
+    ctx: &Context,
+    obj: &K,
+    status: K::Status,
+    requeue: Duration,
+) -> Result<Action, ApplyError> {
+    let applied = Applied::apply(&ctx.client, obj, status).await?;
+    let before = obj
+        .status()
+        .map(|s| K::common(s).conditions.as_slice())
+        .unwrap_or_default();
+    let after = &K::common(applied.status()).conditions;
+    if let Some(transition) = gongshu_api::status::stalled_transition(before, after) {
+        publish_stalled(ctx, obj, transition).await;
+    }
+    ctx.backoff.succeeded(&key(obj));
+    Ok(if is_true(after, STALLED) {
+        Action::await_change()
+    } else {
+        Action::requeue(requeue)
+    })
+}
+
+async fn publish_stalled<K: Kind>(
+    ctx: &Context,
+    obj: &K,
+    transition: gongshu_api::status::StalledTransition,
+) {
+    use gongshu_api::status::StalledTransition::{Entered, Left};
+    let event = match transition {
+        Entered { reason, message } => Event {
+            type_: EventType::Warning,
+            reason,
+            note: Some(message),
+            action: "Reconcile".into(),
+            secondary: None,
+        },
+        Left => Event {
+            type_: EventType::Normal,
+            reason: gongshu_api::status::RECOVERED.into(),
+            note: Some("no longer stalled".into()),
+            action: "Reconcile".into(),
+            secondary: None,
+        },
+    };
+    if let Err(error) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        warn!(%error, reason = %event.reason, "cannot publish Event");
+    }
+}
+
+/// The error policy of every controller: count the failure, publish a Warning Event with its
+/// category, and retry after the object's backoff delay.
+pub fn error_policy<K: Kind, E: Categorized>(obj: Arc<K>, error: &E, ctx: Arc<Context>) -> Action {
+    let category = error.category();
+    ctx.metrics.error(K::CONTROLLER, category);
+    let delay = ctx.backoff.failed(&key(obj.as_ref()));
+    warn!(
+        controller = K::CONTROLLER,
+        namespace = obj.namespace().unwrap_or_default(),
+        name = obj.name_any(),
+        category,
+        %error,
+        retry_in = ?delay,
+        "reconcile failed; retrying"
+    );
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "ReconcileFailed".into(),
+        note: Some(format!("{category}: {error}; retrying in {delay:?}")),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    let reference = obj.object_ref(&());
+    tokio::spawn(async move {
+        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+            debug!(%error, "cannot publish Event");
+        }
+    });
+    Action::requeue(delay)
+}
+
+/// Drives a controller's output stream to its end, logging what the error policy did not.
+pub async fn drive<K, E>(
+    controller: &'static str,
+    stream: impl Stream<Item = Result<(ObjectRef<K>, Action), controller::Error<E, watcher::Error>>>,
+) where
+    K: Resource,
+    E: std::error::Error + 'static,
+{
+    stream
+        .for_each(|result| async move {
+            match result {
+                Ok((object, action)) => debug!(controller, %object, ?action, "reconciled"),
+                // Logged and counted by the error policy already.
+                Err(controller::Error::ReconcilerFailed(..)) => {}
+                Err(controller::Error::ObjectNotFound(object)) => {
+                    debug!(controller, %object, "object gone before its reconcile");
+                }
+                Err(error) => warn!(controller, %error, "controller error"),
+            }
+        })
+        .await;
+}

@@ -1,0 +1,13 @@
+//! The `gongshu` binary's library: the operator's controllers, leader election, admin server
+//! and the command-line tools. `main.rs` only parses the command line and calls in here.
+
+pub mod admin;
+pub mod cli;
+pub mod controller;
+pub mod crd;
+pub mod health;
+pub mod leader;
+pub mod metrics;
+pub mod operator;
+pub mod shutdown;
+pub mod telemetry;

@@ -1,0 +1,188 @@
+//! One stretch of running the controllers: wait until the CRDs are installed, start one
+//! controller per kind, report readiness once every kind's initial list is complete, and stop
+//! them all when `stop` fires (shutdown, or a lost lease).
+
+use std::{sync::Arc, time::Duration};
+
+use futures::StreamExt;
+use gongshu_api::v1alpha1::{
+    BackupPolicy, DataCatalog, OpenDataset, Regulation, Review, ShareGrant,
+};
+use kube::{
+    Api, Client, Resource,
+    api::ListParams,
+    core::PartialObjectMeta,
+    runtime::{WatchStreamExt, watcher},
+};
+use serde::de::DeserializeOwned;
+use tracing::{debug, error, info, warn};
+
+use crate::{
+    controller::{
+        Context, Kind, backup, catalog, drive, error_policy, grant, open, regulation, review,
+    },
+    health::Health,
+    shutdown::Shutdown,
+};
+
+/// How often a leader without CRDs looks for them again.
+const CRD_RETRY: Duration = Duration::from_secs(10);
+/// How many CRD retries pass between two error logs (one a minute).
+const CRD_LOG_EVERY: u32 = 6;
+/// How long in-flight reconciles may take to finish once the controllers are told to stop.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The CRD behind `K`, e.g. `datacatalogs.gongshu.io`.
+fn crd_name<K: Resource<DynamicType = ()>>() -> String {
+    format!("{}.{}", K::plural(&()), K::group(&()))
+}
+
+/// Whether the apiserver serves `K`: a 404 on list means its CRD is not installed.
+async fn served<K>(client: &Client) -> Result<bool, kube::Error>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    match Api::<K>::all(client.clone())
+        .list_metadata(&ListParams::default().limit(1))
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The gongshu CRDs the apiserver does not serve.
+pub async fn missing_crds(client: &Client) -> Result<Vec<String>, kube::Error> {
+    let mut missing = Vec::new();
+    macro_rules! check {
+        ($($kind:ty),*) => {$(
+            if !served::<$kind>(client).await? {
+                missing.push(crd_name::<$kind>());
+            }
+        )*};
+    }
+    check!(
+        Regulation,
+        DataCatalog,
+        ShareGrant,
+        OpenDataset,
+        BackupPolicy,
+        Review
+    );
+    Ok(missing)
+}
+
+/// Waits until every CRD is served; `false` if `stop` fired first.
+async fn await_crds(client: &Client, stop: &Shutdown) -> bool {
+    for attempt in 0u32.. {
+        let loud = attempt % CRD_LOG_EVERY == 0;
+        match missing_crds(client).await {
+            Ok(missing) if missing.is_empty() => return true,
+            Ok(missing) if loud => error!(
+                missing = missing.join(", "),
+                "gongshu CRDs are not installed; install them with `kubectl apply --server-side -f crds/` \
+                 (or `gongshu crd | kubectl apply --server-side -f -`); checking again every {CRD_RETRY:?}"
+            ),
+            Err(e) if loud => {
+                warn!(error = %e, "cannot check whether the gongshu CRDs are installed; retrying")
+            }
+            _ => {}
+        }
+        tokio::select! {
+            () = tokio::time::sleep(CRD_RETRY) => {}
+            () = stop.clone().wait() => return false,
+        }
+    }
+    false
+}
+
+/// Completes the initial list of `K`'s objects (metadata only), as the controller's cache does,
+/// retrying with backoff until it succeeds.
+async fn initial_list<K>(client: Client)
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let api = Api::<PartialObjectMeta<K>>::all(client);
+    let events = watcher(api, watcher::Config::default().any_semantic()).default_backoff();
+    let mut events = std::pin::pin!(events);
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(watcher::Event::InitDone) => return,
+            Ok(_) => {}
+            Err(e) => {
+                debug!(kind = K::kind(&()).as_ref(), error = %e, "initial list failed; retrying")
+            }
+        }
+    }
+}
+
+/// Marks the process ready once every kind's initial list is complete.
+async fn initial_lists(client: Client, health: Arc<Health>) {
+    tokio::join!(
+        initial_list::<Regulation>(client.clone()),
+        initial_list::<DataCatalog>(client.clone()),
+        initial_list::<ShareGrant>(client.clone()),
+        initial_list::<OpenDataset>(client.clone()),
+        initial_list::<BackupPolicy>(client.clone()),
+        initial_list::<Review>(client),
+    );
+    health.set_lists_ready(true);
+    info!("initial lists complete; ready");
+}
+
+/// Runs every controller until `stop` fires, then lets in-flight reconciles finish for at most
+/// [`DRAIN_TIMEOUT`].
+pub async fn run(ctx: Arc<Context>, health: Arc<Health>, stop: Shutdown) {
+    if !await_crds(&ctx.client, &stop).await {
+        return;
+    }
+    let client = &ctx.client;
+    let catalogs = catalog::controller(client);
+    let grants = grant::controller(client);
+    let datasets = open::controller(client);
+    let policies = backup::controller(client);
+    let reviews = review::controller(client);
+    let regulations = regulation::controller(client);
+
+    // Readiness is not taken from the controllers' own `Store::wait_until_ready`: its
+    // one-shot channel keeps a single waker, so a second waiter in another task can steal the
+    // wake-up the controller itself waits for before its first reconcile (kube-runtime 5).
+    let readiness = tokio::spawn(initial_lists(client.clone(), health.clone()));
+
+    macro_rules! start {
+        ($controller:expr, $kind:ty, $module:ident) => {
+            drive(
+                <$kind as Kind>::CONTROLLER,
+                $controller
+                    .graceful_shutdown_on(stop.clone().signalled())
+                    .run(
+                        $module::reconcile,
+                        error_policy::<$kind, $module::Error>,
+                        ctx.clone(),
+                    ),
+            )
+        };
+    }
+    info!("starting controllers");
+    let controllers = async {
+        tokio::join!(
+            start!(catalogs, DataCatalog, catalog),
+            start!(grants, ShareGrant, grant),
+            start!(datasets, OpenDataset, open),
+            start!(policies, BackupPolicy, backup),
+            start!(reviews, Review, review),
+            start!(regulations, Regulation, regulation),
+        )
+    };
+    let drain_deadline = async {
+        stop.clone().wait().await;
+        tokio::time::sleep(DRAIN_TIMEOUT).await;
+    };
+    tokio::select! {
+        _ = controllers => info!("controllers stopped"),
+        () = drain_deadline => warn!(timeout = ?DRAIN_TIMEOUT, "reconciles did not finish in time; abandoning them"),
+    }
+    readiness.abort();
+    health.set_lists_ready(false);
+}
