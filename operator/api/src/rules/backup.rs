@@ -11,11 +11,11 @@ use croner::{
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 
 use super::{
-    Problem, require_unique, summarize,
+    Problem, accepted_unless_invalid, require_unique,
     syntax::{check_age_recipient, is_bucket_name, is_secure_or_loopback, parse_duration},
 };
 use crate::{
-    status::{self, Outcome},
+    status,
     v1alpha1::{BackupPolicySpec, BackupPolicyStatus},
 };
 
@@ -177,22 +177,15 @@ pub fn status(
     now: Timestamp,
 ) -> BackupPolicyStatus {
     let mut next = previous.cloned().unwrap_or_default();
-    let outcome = if problems.is_empty() {
+    if problems.is_empty() {
         // No next run is given: nothing would run at it.
         next.next_run = None;
-        Outcome::Settled {
-            ready: true,
-            reason: status::ACCEPTED,
-            message: "accepted; backups are not scheduled yet (the backup runner is not \
-                      implemented)"
-                .into(),
-        }
-    } else {
-        Outcome::Stalled {
-            reason: status::INVALID_SPEC,
-            message: summarize(problems),
-        }
-    };
+    }
+    let outcome = accepted_unless_invalid(
+        problems,
+        "accepted; backups are not scheduled yet (the backup runner is not \
+                      implemented)",
+    );
     status::apply_outcome(&mut next.common, &outcome, generation, now);
     next
 }

@@ -17,6 +17,8 @@ pub(crate) mod syntax;
 
 use std::fmt;
 
+use crate::status::{self, Outcome};
+
 /// One broken rule: where, what, and which requirement says so.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Problem {
@@ -105,6 +107,47 @@ pub(crate) fn require_unique<'a>(
                 format!("{value:?} is listed more than once"),
             ));
         }
+    }
+}
+
+/// The outcome for a kind whose only possible blocker is its own spec: `Stalled` (reason
+/// `InvalidSpec`, the problems as message) when there are problems, else `Ready=True` with
+/// reason `Accepted` and `message`.
+pub fn accepted_unless_invalid(problems: &[Problem], message: impl Into<String>) -> Outcome {
+    if problems.is_empty() {
+        Outcome::Settled {
+            ready: true,
+            reason: status::ACCEPTED,
+            message: message.into(),
+        }
+    } else {
+        Outcome::Stalled {
+            reason: status::INVALID_SPEC,
+            message: summarize(problems),
+        }
+    }
+}
+
+/// Helpers the rules' tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    #![allow(clippy::unwrap_used)]
+
+    use jiff::Timestamp;
+
+    use super::Problem;
+
+    /// The instant the tests are run at: a Monday morning in Shanghai.
+    pub fn now() -> Timestamp {
+        "2026-03-02T08:00:00Z".parse().unwrap()
+    }
+
+    /// Each problem's field path and rule id, for compact assertions.
+    pub fn fields(problems: &[Problem]) -> Vec<(&str, Option<&str>)> {
+        problems
+            .iter()
+            .map(|p| (p.field.as_str(), p.rule))
+            .collect()
     }
 }
 

@@ -6,9 +6,9 @@
 
 use jiff::Timestamp;
 
-use super::{Problem, require_text, require_unique, summarize};
+use super::{Problem, accepted_unless_invalid, require_text, require_unique};
 use crate::{
-    status::{self, Outcome},
+    status,
     v1alpha1::{OpenAccess, OpenDatasetSpec, OpenDatasetStatus},
 };
 
@@ -84,20 +84,11 @@ pub fn status(
     now: Timestamp,
 ) -> OpenDatasetStatus {
     let mut next = previous.cloned().unwrap_or_default();
-    let outcome = if problems.is_empty() {
-        Outcome::Settled {
-            ready: true,
-            reason: status::ACCEPTED,
-            message: "accepted; publishing through the open-data API is not implemented yet, so \
-                      nothing is published"
-                .into(),
-        }
-    } else {
-        Outcome::Stalled {
-            reason: status::INVALID_SPEC,
-            message: summarize(problems),
-        }
-    };
+    let outcome = accepted_unless_invalid(
+        problems,
+        "accepted; publishing through the open-data API is not implemented yet, so \
+                      nothing is published",
+    );
     status::apply_outcome(&mut next.common, &outcome, generation, now);
     next
 }
@@ -107,6 +98,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::rules::test_support::{fields, now};
     use crate::{
         status::{READY, STALLED, find, is_true},
         v1alpha1::{ApplicationTerms, OpenFormat},
@@ -123,17 +115,6 @@ mod tests {
             "#,
         )
         .unwrap()
-    }
-
-    fn fields(problems: &[Problem]) -> Vec<(&str, Option<&str>)> {
-        problems
-            .iter()
-            .map(|p| (p.field.as_str(), p.rule))
-            .collect()
-    }
-
-    fn now() -> Timestamp {
-        "2026-03-02T08:00:00Z".parse().unwrap()
     }
 
     #[test]

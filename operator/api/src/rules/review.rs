@@ -100,6 +100,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::rules::test_support::{fields, now};
     use crate::status::{READY, STALLED, find, is_true};
 
     fn spec(yaml: &str) -> ReviewSpec {
@@ -113,17 +114,6 @@ mod tests {
             decision: approve
             "#,
         )
-    }
-
-    fn fields(problems: &[Problem]) -> Vec<(&str, Option<&str>)> {
-        problems
-            .iter()
-            .map(|p| (p.field.as_str(), p.rule))
-            .collect()
-    }
-
-    fn now() -> Timestamp {
-        "2026-03-02T08:00:00Z".parse().unwrap()
     }
 
     #[test]

@@ -33,9 +33,8 @@ pub enum ApplyError {
     },
 }
 
-impl ApplyError {
-    /// A stable label for metrics and Events.
-    pub fn category(&self) -> &'static str {
+impl super::Categorized for ApplyError {
+    fn category(&self) -> &'static str {
         match self {
             Self::Patch { .. } => "status_apply",
             Self::Missing { .. } => "status_missing",

@@ -2,20 +2,11 @@
 //! off-site endpoint (SEC-1, SEC-2) and accepts the policy; running backups is not implemented
 //! yet, and the status says so.
 
-use std::sync::Arc;
-
-use gongshu_api::{
-    rules::backup as rules,
-    v1alpha1::{BackupPolicy, BackupPolicyStatus, CommonStatus},
-};
+use gongshu_api::v1alpha1::{BackupPolicy, BackupPolicyStatus, CommonStatus};
 use jiff::Timestamp;
-use kube::{
-    Api, Client, ResourceExt,
-    runtime::{Controller, controller::Action, watcher},
-};
-use tracing::instrument;
+use kube::{Api, Client, ResourceExt};
 
-use super::{ApplyError, Categorized, Context, Kind, SAFETY_REQUEUE, finish};
+use super::{Kind, SpecOnly};
 
 impl Kind for BackupPolicy {
     const CONTROLLER: &'static str = "backuppolicy";
@@ -29,41 +20,15 @@ impl Kind for BackupPolicy {
     }
 }
 
-/// A failed `BackupPolicy` reconcile.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The status could not be written.
-    #[error(transparent)]
-    Apply(#[from] ApplyError),
-}
-
-impl Categorized for Error {
-    fn category(&self) -> &'static str {
-        match self {
-            Self::Apply(e) => e.category(),
-        }
+impl SpecOnly for BackupPolicy {
+    fn desired_status(&self, now: Timestamp) -> BackupPolicyStatus {
+        use gongshu_api::rules::backup as rules;
+        let problems = rules::validate(&self.spec, now);
+        rules::status(
+            self.status.as_ref(),
+            self.metadata.generation,
+            &problems,
+            now,
+        )
     }
-}
-
-/// The controller, watching backup policies everywhere.
-pub fn controller(client: &Client) -> Controller<BackupPolicy> {
-    Controller::new(
-        Api::<BackupPolicy>::all(client.clone()),
-        watcher::Config::default().any_semantic(),
-    )
-}
-
-/// Reconciles one backup policy.
-#[instrument(skip_all, fields(kind = "BackupPolicy", namespace = policy.namespace().unwrap_or_default(), name = policy.name_any()))]
-pub async fn reconcile(policy: Arc<BackupPolicy>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let _timer = ctx.metrics.reconcile(BackupPolicy::CONTROLLER);
-    let now = Timestamp::now();
-    let problems = rules::validate(&policy.spec, now);
-    let status = rules::status(
-        policy.status.as_ref(),
-        policy.metadata.generation,
-        &problems,
-        now,
-    );
-    Ok(finish(&ctx, policy.as_ref(), status, SAFETY_REQUEUE).await?)
 }

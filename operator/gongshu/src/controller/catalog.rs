@@ -16,7 +16,7 @@ use kube::{
 };
 use tracing::instrument;
 
-use super::{ApplyError, Categorized, Context, Kind, SAFETY_REQUEUE, finish};
+use super::{ApplyError, Categorized, Context, Kind, SAFETY_REQUEUE, finish, watch_all};
 
 impl Kind for DataCatalog {
     const CONTROLLER: &'static str = "datacatalog";
@@ -58,10 +58,7 @@ impl Categorized for Error {
 
 /// The controller, watching catalogs everywhere and the namespaces they live in.
 pub fn controller(client: &Client) -> Controller<DataCatalog> {
-    let catalogs = Controller::new(
-        Api::<DataCatalog>::all(client.clone()),
-        watcher::Config::default().any_semantic(),
-    );
+    let catalogs = watch_all::<DataCatalog>(client);
     let store = catalogs.store();
     catalogs.watches(
         Api::<Namespace>::all(client.clone()),

@@ -15,12 +15,11 @@ use kube::{
         Controller,
         controller::Action,
         finalizer::{self, finalizer},
-        watcher,
     },
 };
 use tracing::{info, instrument};
 
-use super::{ApplyError, Categorized, Context, FINALIZER, Kind, SAFETY_REQUEUE, finish};
+use super::{ApplyError, Categorized, Context, FINALIZER, Kind, SAFETY_REQUEUE, finish, watch_all};
 
 impl Kind for ShareGrant {
     const CONTROLLER: &'static str = "sharegrant";
@@ -68,10 +67,7 @@ impl Categorized for Error {
 
 /// The controller, watching grants everywhere.
 pub fn controller(client: &Client) -> Controller<ShareGrant> {
-    Controller::new(
-        Api::<ShareGrant>::all(client.clone()),
-        watcher::Config::default().any_semantic(),
-    )
+    watch_all(client)
 }
 
 /// Reconciles one grant, through the finalizer.

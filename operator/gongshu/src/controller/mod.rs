@@ -22,10 +22,12 @@ use gongshu_api::{
     status::{STALLED, is_true},
     v1alpha1::CommonStatus,
 };
+use jiff::Timestamp;
 use kube::{
     Api, Client, Resource, ResourceExt,
     core::object::HasStatus,
     runtime::{
+        Controller,
         controller::{self, Action},
         events::{Event, EventType, Recorder, Reporter},
         reflector::ObjectRef,
@@ -33,7 +35,7 @@ use kube::{
     },
 };
 use serde::{Serialize, de::DeserializeOwned};
-use tracing::{debug, warn};
+use tracing::{debug, instrument, warn};
 
 pub use self::apply::{Applied, ApplyError};
 use self::backoff::Backoff;
@@ -100,6 +102,33 @@ pub trait Kind:
     fn api(client: Client, obj: &Self) -> Api<Self>;
     /// The kstatus part of a status.
     fn common(status: &Self::Status) -> &CommonStatus;
+}
+
+/// A kind whose status follows from the object alone (its spec and its previous status), with
+/// no other object to fetch and no outside state to change: for now `OpenDataset`,
+/// `BackupPolicy`, `Review` and `Regulation`.
+pub trait SpecOnly: Kind {
+    /// The status the rules in `gongshu_api::rules` give this object at `now`.
+    fn desired_status(&self, now: Timestamp) -> Self::Status;
+}
+
+/// Reconciles a [`SpecOnly`] kind: validate and compute the status (pure), then apply it.
+#[instrument(skip_all, fields(controller = K::CONTROLLER, namespace = obj.namespace().unwrap_or_default(), name = obj.name_any()))]
+pub async fn reconcile_spec_only<K: SpecOnly>(
+    obj: Arc<K>,
+    ctx: Arc<Context>,
+) -> Result<Action, ApplyError> {
+    let _timer = ctx.metrics.reconcile(K::CONTROLLER);
+    let status = obj.desired_status(Timestamp::now());
+    finish(&ctx, obj.as_ref(), status, SAFETY_REQUEUE).await
+}
+
+/// A controller watching every `K` in the cluster.
+pub fn watch_all<K: Kind>(client: &Client) -> Controller<K> {
+    Controller::new(
+        Api::<K>::all(client.clone()),
+        watcher::Config::default().any_semantic(),
+    )
 }
 
 /// A reconcile error with a stable, low-cardinality category for metrics and Events.

@@ -2,20 +2,11 @@
 //! records it; applying decisions to their subjects is not implemented yet, and the status says
 //! so.
 
-use std::sync::Arc;
-
-use gongshu_api::{
-    rules::review as rules,
-    v1alpha1::{CommonStatus, Review, ReviewStatus},
-};
+use gongshu_api::v1alpha1::{CommonStatus, Review, ReviewStatus};
 use jiff::Timestamp;
-use kube::{
-    Api, Client, ResourceExt,
-    runtime::{Controller, controller::Action, watcher},
-};
-use tracing::instrument;
+use kube::{Api, Client, ResourceExt};
 
-use super::{ApplyError, Categorized, Context, Kind, SAFETY_REQUEUE, finish};
+use super::{Kind, SpecOnly};
 
 impl Kind for Review {
     const CONTROLLER: &'static str = "review";
@@ -29,40 +20,15 @@ impl Kind for Review {
     }
 }
 
-/// A failed `Review` reconcile.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// The status could not be written.
-    #[error(transparent)]
-    Apply(#[from] ApplyError),
-}
-
-impl Categorized for Error {
-    fn category(&self) -> &'static str {
-        match self {
-            Self::Apply(e) => e.category(),
-        }
+impl SpecOnly for Review {
+    fn desired_status(&self, now: Timestamp) -> ReviewStatus {
+        use gongshu_api::rules::review as rules;
+        let problems = rules::validate(&self.spec);
+        rules::status(
+            self.status.as_ref(),
+            self.metadata.generation,
+            &problems,
+            now,
+        )
     }
-}
-
-/// The controller, watching reviews everywhere.
-pub fn controller(client: &Client) -> Controller<Review> {
-    Controller::new(
-        Api::<Review>::all(client.clone()),
-        watcher::Config::default().any_semantic(),
-    )
-}
-
-/// Reconciles one review.
-#[instrument(skip_all, fields(kind = "Review", namespace = review.namespace().unwrap_or_default(), name = review.name_any()))]
-pub async fn reconcile(review: Arc<Review>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let _timer = ctx.metrics.reconcile(Review::CONTROLLER);
-    let problems = rules::validate(&review.spec);
-    let status = rules::status(
-        review.status.as_ref(),
-        review.metadata.generation,
-        &problems,
-        Timestamp::now(),
-    );
-    Ok(finish(&ctx, review.as_ref(), status, SAFETY_REQUEUE).await?)
 }

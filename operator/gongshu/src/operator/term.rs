@@ -19,7 +19,8 @@ use tracing::{debug, error, info, warn};
 
 use crate::{
     controller::{
-        Context, Kind, backup, catalog, drive, error_policy, grant, open, regulation, review,
+        ApplyError, Context, Kind, catalog, drive, error_policy, grant, reconcile_spec_only,
+        watch_all,
     },
     health::Health,
     shutdown::Shutdown,
@@ -140,10 +141,10 @@ pub async fn run(ctx: Arc<Context>, health: Arc<Health>, stop: Shutdown) {
     let client = &ctx.client;
     let catalogs = catalog::controller(client);
     let grants = grant::controller(client);
-    let datasets = open::controller(client);
-    let policies = backup::controller(client);
-    let reviews = review::controller(client);
-    let regulations = regulation::controller(client);
+    let datasets = watch_all::<OpenDataset>(client);
+    let policies = watch_all::<BackupPolicy>(client);
+    let reviews = watch_all::<Review>(client);
+    let regulations = watch_all::<Regulation>(client);
 
     // Readiness is not taken from the controllers' own `Store::wait_until_ready`: its
     // one-shot channel keeps a single waker, so a second waiter in another task can steal the
@@ -151,28 +152,24 @@ pub async fn run(ctx: Arc<Context>, health: Arc<Health>, stop: Shutdown) {
     let readiness = tokio::spawn(initial_lists(client.clone(), health.clone()));
 
     macro_rules! start {
-        ($controller:expr, $kind:ty, $module:ident) => {
+        ($controller:expr, $kind:ty, $reconcile:expr, $error:ty) => {
             drive(
                 <$kind as Kind>::CONTROLLER,
                 $controller
                     .graceful_shutdown_on(stop.clone().signalled())
-                    .run(
-                        $module::reconcile,
-                        error_policy::<$kind, $module::Error>,
-                        ctx.clone(),
-                    ),
+                    .run($reconcile, error_policy::<$kind, $error>, ctx.clone()),
             )
         };
     }
     info!("starting controllers");
     let controllers = async {
         tokio::join!(
-            start!(catalogs, DataCatalog, catalog),
-            start!(grants, ShareGrant, grant),
-            start!(datasets, OpenDataset, open),
-            start!(policies, BackupPolicy, backup),
-            start!(reviews, Review, review),
-            start!(regulations, Regulation, regulation),
+            start!(catalogs, DataCatalog, catalog::reconcile, catalog::Error),
+            start!(grants, ShareGrant, grant::reconcile, grant::Error),
+            start!(datasets, OpenDataset, reconcile_spec_only, ApplyError),
+            start!(policies, BackupPolicy, reconcile_spec_only, ApplyError),
+            start!(reviews, Review, reconcile_spec_only, ApplyError),
+            start!(regulations, Regulation, reconcile_spec_only, ApplyError),
         )
     };
     let drain_deadline = async {

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
+use crate::rules::test_support::{fields, now};
 use crate::{
     status::{READY, STALLED, find, is_true},
     v1alpha1::AgeRecipient,
@@ -8,17 +9,6 @@ use crate::{
 
 fn spec() -> BackupPolicySpec {
     serde_yaml::from_str(include_str!("../fixtures/backup.yaml")).unwrap()
-}
-
-fn now() -> Timestamp {
-    "2026-03-02T08:00:00Z".parse().unwrap()
-}
-
-fn fields(problems: &[Problem]) -> Vec<(&str, Option<&str>)> {
-    problems
-        .iter()
-        .map(|p| (p.field.as_str(), p.rule))
-        .collect()
 }
 
 #[test]

@@ -1,6 +1,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use super::*;
+use crate::rules::test_support::{fields, now};
 use crate::status::{INVALID_SPEC, NOT_A_DEPARTMENT, READY, STALLED, find, is_true};
 
 fn spec() -> DataCatalogSpec {
@@ -11,17 +12,6 @@ const DEPARTMENT: CatalogContext<'static> = CatalogContext {
     namespace: "civil-affairs",
     department: Some("civil-affairs"),
 };
-
-fn now() -> Timestamp {
-    "2026-03-02T08:00:00Z".parse().unwrap()
-}
-
-fn fields(problems: &[Problem]) -> Vec<(&str, Option<&str>)> {
-    problems
-        .iter()
-        .map(|p| (p.field.as_str(), p.rule))
-        .collect()
-}
 
 #[test]
 fn the_fixture_catalog_in_a_department_namespace_is_valid() {

@@ -3,6 +3,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::*;
+use crate::rules::test_support::fields;
 use crate::{
     status::{READY, STALLED, find, is_true},
     v1alpha1::ServiceAccountName,
@@ -18,13 +19,6 @@ fn at(s: &str) -> Timestamp {
 
 fn now() -> Timestamp {
     at("2026-03-02T08:00:00Z")
-}
-
-fn fields(problems: &[Problem]) -> Vec<(&str, Option<&str>)> {
-    problems
-        .iter()
-        .map(|p| (p.field.as_str(), p.rule))
-        .collect()
 }
 
 #[test]
