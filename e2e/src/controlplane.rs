@@ -312,6 +312,68 @@ pub fn stop_detached(dir: &Path) -> Result<(), Error> {
     process::stop_pid_file(&dir.join(PIDS_FILE), Duration::from_secs(10))
 }
 
+/// Writes to `out` a kubeconfig for the cluster of the admin kubeconfig `admin` that
+/// authenticates as the ServiceAccount `namespace/name` with a token valid for `ttl`: how a
+/// local process gets exactly the rights its RBAC grants, as its pod would.
+pub async fn service_account_kubeconfig(
+    admin: &Path,
+    namespace: &str,
+    name: &str,
+    ttl: Duration,
+    out: &Path,
+) -> Result<PathBuf, Error> {
+    use k8s_openapi::api::{
+        authentication::v1::{TokenRequest, TokenRequestSpec},
+        core::v1::ServiceAccount,
+    };
+    let kc = Kubeconfig::read_from(admin).map_err(|e| Error::Kubeconfig(e.to_string()))?;
+    let cluster = kc
+        .clusters
+        .first()
+        .and_then(|c| c.cluster.clone())
+        .ok_or_else(|| Error::Kubeconfig(format!("{} names no cluster", admin.display())))?;
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            expiration_seconds: Some(i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX)),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let sas: Api<ServiceAccount> = Api::namespaced(client_for(admin).await?, namespace);
+    let issued: TokenRequest = sas
+        .create_subresource("token", name, &kube::api::PostParams::default(), &request)
+        .await?;
+    let token = issued.status.map(|s| s.token).unwrap_or_default();
+    let doc = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "gongshu-local", "cluster": {
+            "server": cluster.server,
+            "certificate-authority": cluster.certificate_authority,
+        }}],
+        "users": [{"name": format!("{namespace}/{name}"), "user": {"token": token}}],
+        "contexts": [{"name": "gongshu-local", "context": {"cluster": "gongshu-local", "user": format!("{namespace}/{name}")}}],
+        "current-context": "gongshu-local",
+    });
+    let yaml = serde_yaml::to_string(&doc).map_err(|e| Error::Kubeconfig(e.to_string()))?;
+    write_private(out, &yaml)?;
+    Ok(out.to_path_buf())
+}
+
+/// Writes a file only its owner can read (it holds a credential).
+fn write_private(path: &Path, contents: &str) -> Result<(), Error> {
+    use std::{io::Write, os::unix::fs::OpenOptionsExt};
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io(path, e))?;
+    file.write_all(contents.as_bytes())
+        .map_err(|e| Error::io(path, e))
+}
+
 /// A client for the cluster described by `kubeconfig`.
 pub async fn client_for(kubeconfig: &Path) -> Result<Client, Error> {
     let kc = Kubeconfig::read_from(kubeconfig).map_err(|e| Error::Kubeconfig(e.to_string()))?;

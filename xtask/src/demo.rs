@@ -4,6 +4,7 @@
 use std::{process::Command, time::Duration};
 
 use gongshu_e2e::{
+    controlplane,
     process::{self, Process},
     upstream,
 };
@@ -37,18 +38,28 @@ pub async fn up() -> Result {
     ]))?;
     // The operator's namespace holds its leader-election Lease; a chart would create it.
     run(kubectl(&["apply", "-f"]).arg(repo.join("examples/00-namespaces.yaml")))?;
+    run(kubectl(&["apply", "-f"]).arg(repo.join("deploy/rbac.yaml")))?;
 
     let pids = cluster_dir().join(OPERATOR_PIDS);
     if process::all_alive(&pids) {
         eprintln!("operator already running");
     } else {
         run(cargo().args(["build", "--quiet", "-p", "gongshu"]))?;
+        // The operator runs with its own least-privilege ServiceAccount, as its pod would.
+        let operator_kubeconfig = controlplane::service_account_kubeconfig(
+            &kubeconfig,
+            "gongshu-system",
+            "gongshu-operator",
+            Duration::from_secs(7 * 24 * 3600),
+            &cluster_dir().join("operator.kubeconfig"),
+        )
+        .await?;
         let log = cluster_dir().join("logs").join("operator.log");
         let mut operator = Process::spawn(
             "gongshu-operator",
             Command::new(target_dir().join("debug").join("gongshu"))
                 .arg("operator")
-                .env("KUBECONFIG", &kubeconfig),
+                .env("KUBECONFIG", &operator_kubeconfig),
             &log,
         )?;
         std::thread::sleep(Duration::from_secs(1));

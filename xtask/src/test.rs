@@ -7,7 +7,10 @@ use std::{
 };
 
 use gongshu_e2e::{
-    controlplane::ControlPlane, harness::KUBECONFIG_ENV, process::Process, upstream,
+    controlplane::{self, ControlPlane},
+    harness::KUBECONFIG_ENV,
+    process::Process,
+    upstream,
 };
 
 use crate::{Result, cargo, repo, run, target_dir};
@@ -61,15 +64,25 @@ pub async fn run_all(lint: bool) -> Result {
         "--all",
         "--timeout=60s",
     ]))?;
-    // The operator's namespace holds its leader-election Lease; a chart would create it.
+    // The operator's namespace holds its leader-election Lease; a chart would create it. The
+    // operator runs with its own least-privilege ServiceAccount, never the admin's rights.
     run(&mut kubectl(&["create", "namespace", "gongshu-system"]))?;
+    run(kubectl(&["apply", "-f"]).arg(repo().join("deploy/rbac.yaml")))?;
+    let operator_kubeconfig = controlplane::service_account_kubeconfig(
+        plane.kubeconfig(),
+        "gongshu-system",
+        "gongshu-operator",
+        Duration::from_secs(24 * 3600),
+        &dir.join("operator.kubeconfig"),
+    )
+    .await?;
 
     let log = dir.join("logs").join("operator.log");
     let operator = Process::spawn(
         "gongshu-operator",
         Command::new(target_dir().join("debug").join("gongshu"))
             .arg("operator")
-            .env("KUBECONFIG", plane.kubeconfig())
+            .env("KUBECONFIG", &operator_kubeconfig)
             .env("RUST_LOG", "info,gongshu=debug,kube=warn")
             .env("GONGSHU_ADMIN_ADDR", "127.0.0.1:0"),
         &log,

@@ -1,0 +1,112 @@
+//! The operator's RBAC (`deploy/rbac.yaml`) is least privilege: it may do what its controllers
+//! do, and nothing that touches department data or workloads (SEC-2). The e2e suite also runs
+//! the operator under exactly these rights, so a missing permission fails the other suites.
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use gongshu_e2e::harness::TestEnv;
+use k8s_openapi::api::authorization::v1::{
+    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+};
+use kube::{Api, api::PostParams};
+
+const OPERATOR: &str = "system:serviceaccount:gongshu-system:gongshu-operator";
+
+async fn allowed(
+    env: &TestEnv,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    namespace: Option<&str>,
+) -> bool {
+    let (resource, subresource) = resource
+        .split_once('/')
+        .map_or((resource, None), |(r, s)| (r, Some(s)));
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(OPERATOR.into()),
+            groups: Some(vec![
+                "system:serviceaccounts".into(),
+                "system:serviceaccounts:gongshu-system".into(),
+            ]),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.into()),
+                group: Some(group.into()),
+                resource: Some(resource.into()),
+                subresource: subresource.map(Into::into),
+                namespace: namespace.map(Into::into),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    Api::<SubjectAccessReview>::all(env.client.clone())
+        .create(&PostParams::default(), &review)
+        .await
+        .expect("access review")
+        .status
+        .expect("status")
+        .allowed
+}
+
+#[tokio::test]
+async fn the_operator_may_do_what_its_controllers_do_and_nothing_more() {
+    let env = TestEnv::connect().await.expect("control plane");
+    let rbac = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/rbac.yaml");
+    let out = env
+        .kubectl()
+        .args(["apply", "-f"])
+        .arg(&rbac)
+        .output()
+        .expect("kubectl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let may = [
+        ("watch", "gongshu.io", "datacatalogs", None),
+        ("patch", "gongshu.io", "datacatalogs/status", Some("dept-a")),
+        ("patch", "gongshu.io", "sharegrants/status", Some("dept-a")),
+        ("patch", "gongshu.io", "sharegrants", Some("dept-a")),
+        ("patch", "gongshu.io", "regulations/status", None),
+        ("list", "", "namespaces", None),
+        ("create", "events.k8s.io", "events", Some("dept-a")),
+        (
+            "create",
+            "coordination.k8s.io",
+            "leases",
+            Some("gongshu-system"),
+        ),
+    ];
+    let may_not = [
+        ("get", "", "secrets", Some("dept-a")),
+        ("list", "", "secrets", None),
+        ("list", "", "configmaps", Some("dept-a")),
+        ("create", "", "pods", Some("dept-a")),
+        ("create", "apps", "deployments", Some("dept-a")),
+        ("patch", "gongshu.io", "datacatalogs", Some("dept-a")),
+        ("delete", "gongshu.io", "sharegrants", Some("dept-a")),
+        ("create", "gongshu.io", "reviews", Some("gongshu-system")),
+        ("create", "coordination.k8s.io", "leases", Some("dept-a")),
+        ("patch", "", "namespaces", None),
+    ];
+    let mut wrong = Vec::new();
+    for (verb, group, resource, ns) in may {
+        if !allowed(&env, verb, group, resource, ns).await {
+            wrong.push(format!(
+                "denied but needed: {verb} {group}/{resource} in {ns:?}"
+            ));
+        }
+    }
+    for (verb, group, resource, ns) in may_not {
+        if allowed(&env, verb, group, resource, ns).await {
+            wrong.push(format!(
+                "allowed but not needed: {verb} {group}/{resource} in {ns:?}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
