@@ -98,34 +98,51 @@ pub fn ensure_built(repo: &Path) -> Result<Binaries, Error> {
         )?;
     }
     if !bins.etcd.exists() {
-        let ldflags = "-s -w".to_owned();
-        let dir = bins.etcd.parent().unwrap_or(Path::new("."));
         go_build(
             &repo.join("e2e/upstream/etcd"),
-            &ldflags,
-            dir,
+            "-s -w",
+            &bins.etcd,
             &["go.etcd.io/etcd/server/v3"],
         )?;
-        // `go build` names the binary after the package path's last element (`v3`).
-        let built = dir.join("v3");
-        if built.exists() {
-            std::fs::rename(&built, &bins.etcd).map_err(|e| Error::io(&bins.etcd, e))?;
+    }
+    // A build that "succeeds" without producing a binary where we look is a harness bug: say
+    // so here, not later as "cannot start".
+    for path in [
+        &bins.etcd,
+        &bins.kube_apiserver,
+        &bins.kube_controller_manager,
+        &bins.kubectl,
+    ] {
+        if !path.exists() {
+            return Err(Error::Harness(format!(
+                "go build finished but {} does not exist",
+                path.display()
+            )));
         }
     }
     Ok(bins)
 }
 
+/// `go build` of `packages` in `module`. `out` is the binary for one package (Go would name
+/// `go.etcd.io/etcd/server/v3` after `server`), or the directory for several.
 fn go_build(module: &Path, ldflags: &str, out: &Path, packages: &[&str]) -> Result<(), Error> {
-    std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
+    let dir = if packages.len() == 1 {
+        out.parent().unwrap_or(Path::new("."))
+    } else {
+        out
+    };
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     eprintln!(
         "building {} from Go modules into {} (first time only)",
         packages.join(", "),
-        out.display()
+        dir.display()
     );
     let started = Instant::now();
     let mut out_arg = out.as_os_str().to_owned();
-    // A trailing separator makes `go build -o` treat the path as a directory for one package too.
-    out_arg.push("/");
+    if packages.len() > 1 {
+        // A trailing separator makes `go build -o` put one binary per package in the directory.
+        out_arg.push("/");
+    }
     let status = Command::new("go")
         .current_dir(module)
         .args(["build", "-trimpath", "-ldflags", ldflags, "-o"])
