@@ -383,6 +383,11 @@ pub async fn client_for(kubeconfig: &Path) -> Result<Client, Error> {
     Client::try_from(config).map_err(Error::Kube)
 }
 
+/// A free TCP port on 127.0.0.1 (for a local process the apiserver must reach).
+pub fn free_port() -> Result<u16, Error> {
+    free_ports::<1>().map(|[port]| port)
+}
+
 fn free_ports<const N: usize>() -> Result<[u16; N], Error> {
     // Hold all listeners until every port is chosen so the kernel hands out distinct ones.
     let listeners: Vec<TcpListener> = (0..N)

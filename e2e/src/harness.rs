@@ -132,6 +132,57 @@ impl TestEnv {
     }
 }
 
+impl TestEnv {
+    /// Marks every item of catalog `namespace/name` approved by writing its status as the
+    /// admin, once the operator has recorded the items. This stands in for the authority's
+    /// `Review` until the operator applies Reviews (issue #4); the operator keeps a review
+    /// state while the item's spec digest is unchanged.
+    pub async fn approve_items_directly(&self, namespace: &str, name: &str) -> Result<(), Error> {
+        use gongshu_api::v1alpha1::{DataCatalog, ItemReview};
+        use kube::api::{Patch, PatchParams};
+        let api: Api<DataCatalog> = Api::namespaced(self.client.clone(), namespace);
+        let recorded = |c: Option<&DataCatalog>| {
+            c.and_then(|c| c.status.as_ref())
+                .is_some_and(|s| !s.items.is_empty())
+        };
+        let catalog = self
+            .wait_for(api.clone(), name, Duration::from_secs(60), recorded)
+            .await?;
+        let mut items = catalog.status.map(|s| s.items).unwrap_or_default();
+        for item in &mut items {
+            item.review = ItemReview::Approved;
+        }
+        let patch = serde_json::json!({"status": {"items": items}});
+        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
+        Ok(())
+    }
+
+    /// Creates `obj`, retrying while the admission webhook denies it, for at most `timeout`:
+    /// the webhook judges against caches that see a just-written object a moment later.
+    pub async fn create_admitted<K>(
+        &self,
+        api: &Api<K>,
+        obj: &K,
+        timeout: Duration,
+    ) -> Result<K, Error>
+    where
+        K: Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            match api.create(&PostParams::default(), obj).await {
+                Err(kube::Error::Api(e))
+                    if e.code == 403 && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                other => return other.map_err(Error::Kube),
+            }
+        }
+    }
+}
+
 /// Six random lower-case alphanumerics.
 pub fn random_suffix() -> String {
     use rand::{Rng, distr::Alphanumeric};

@@ -8,7 +8,9 @@
 //!   plane that `cargo xtask test` started.
 
 pub mod controlplane;
+pub mod fixtures;
 pub mod harness;
+pub mod operator;
 pub mod pki;
 pub mod process;
 pub mod upstream;

@@ -151,19 +151,21 @@ pub fn generate(dir: &Path) -> Result<Pki, Error> {
     })
 }
 
-/// Signs a serving certificate for `dns_names` and `ips` with the CA in `pki`, e.g. for an
-/// admission webhook the apiserver must reach over TLS. Returns PEM certificate and key.
+/// Signs a serving certificate for `dns_names` and `ips` with the CA in `pki` and writes it to
+/// `dir` as `tls.crt` and `tls.key` (mode 0600), e.g. for an admission webhook the apiserver
+/// must reach over TLS.
 pub fn sign_serving(
     pki: &Pki,
+    dir: &Path,
     common_name: &str,
     dns_names: &[&str],
     ips: &[IpAddr],
-) -> Result<(String, String), Error> {
+) -> Result<CertPair, Error> {
     let ca_key_pem = std::fs::read_to_string(&pki.ca_key).map_err(|e| Error::io(&pki.ca_key, e))?;
     let ca_cert_pem =
         std::fs::read_to_string(&pki.ca_cert).map_err(|e| Error::io(&pki.ca_cert, e))?;
-    let ca_key = KeyPair::from_pem(&ca_key_pem)?;
-    let issuer = Issuer::from_ca_cert_pem(&ca_cert_pem, ca_key)?;
+    let issuer = Issuer::from_ca_cert_pem(&ca_cert_pem, KeyPair::from_pem(&ca_key_pem)?)?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let key = KeyPair::generate()?;
     let params = leaf_params(
         common_name,
@@ -173,7 +175,28 @@ pub fn sign_serving(
         &[ExtendedKeyUsagePurpose::ServerAuth],
     )?;
     let cert = params.signed_by(&key, &issuer)?;
-    Ok((cert.pem(), key.serialize_pem()))
+    Ok(CertPair {
+        cert: write(dir, "tls.crt", &cert.pem(), false)?,
+        key: write(dir, "tls.key", &key.serialize_pem(), true)?,
+    })
+}
+
+/// The PKI generated earlier into `dir` by [`generate`].
+pub fn load(dir: &Path) -> Pki {
+    let pair = |name: &str| CertPair {
+        cert: dir.join(format!("{name}.crt")),
+        key: dir.join(format!("{name}.key")),
+    };
+    Pki {
+        ca_cert: dir.join("ca.crt"),
+        ca_key: dir.join("ca.key"),
+        etcd: pair("etcd"),
+        apiserver_etcd_client: pair("apiserver-etcd-client"),
+        apiserver: pair("apiserver"),
+        admin: pair("admin"),
+        controller_manager: pair("controller-manager"),
+        service_account_key: dir.join("sa.key"),
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

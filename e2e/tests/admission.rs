@@ -77,15 +77,17 @@ async fn every_invalid_fixture_is_rejected_with_a_message_naming_the_field() {
 #[tokio::test]
 async fn a_review_cannot_be_changed_after_creation() {
     let env = TestEnv::connect().await.expect("control plane");
-    let (ns, _) = env.department("review").await.expect("namespace");
-    let reviews: Api<Review> = Api::namespaced(env.client.clone(), &ns);
+    // The authority decides on open datasets; the webhook needs no other object for that.
+    let ns = "gongshu-system";
+    let name = format!("decision-{}", gongshu_e2e::harness::random_suffix());
+    let reviews: Api<Review> = Api::namespaced(env.client.clone(), ns);
     let review: Review = serde_yaml::from_str(&format!(
         r#"
 apiVersion: gongshu.io/v1alpha1
 kind: Review
-metadata: {{name: decision, namespace: {ns}}}
+metadata: {{name: {name}, namespace: {ns}}}
 spec:
-  subject: {{kind: ShareGrant, namespace: {ns}, name: allowance}}
+  subject: {{kind: OpenDataset, namespace: dept-a, name: births}}
   decision: approve
 "#
     ))
@@ -96,7 +98,7 @@ spec:
         .expect("a valid review is admitted");
     let change = serde_json::json!({"spec": {"decision": "deny", "reason": "changed my mind"}});
     let err = reviews
-        .patch("decision", &PatchParams::default(), &Patch::Merge(&change))
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&change))
         .await
         .expect_err("changing a review must be rejected");
     let msg = err.to_string();
@@ -109,30 +111,29 @@ spec:
 #[tokio::test]
 async fn a_grant_cannot_switch_to_another_item() {
     let env = TestEnv::connect().await.expect("control plane");
+    let (provider_ns, provider) = env.department("provider").await.expect("namespace");
     let (ns, _) = env.department("grant-item").await.expect("namespace");
+    let prefix = format!("e2e-{}", gongshu_e2e::harness::random_suffix());
+    let catalogs: Api<gongshu_api::v1alpha1::DataCatalog> =
+        Api::namespaced(env.client.clone(), &provider_ns);
+    let lag = std::time::Duration::from_secs(15);
+    env.create_admitted(
+        &catalogs,
+        &gongshu_e2e::fixtures::provider_catalog(&provider_ns, &provider, &prefix),
+        lag,
+    )
+    .await
+    .unwrap();
+    env.approve_items_directly(&provider_ns, "catalog")
+        .await
+        .unwrap();
     let grants: Api<ShareGrant> = Api::namespaced(env.client.clone(), &ns);
-    let grant: ShareGrant = serde_yaml::from_str(&format!(
-        r#"
-apiVersion: gongshu.io/v1alpha1
-kind: ShareGrant
-metadata: {{name: allowance, namespace: {ns}}}
-spec:
-  item: population.household-registration
-  scenario: Verifying applicants for minimum living allowance.
-  purpose: Check household composition of applicants.
-  commitment: {{signedBy: "Director", signedOn: "2026-11-20", document: "MZ-2026-118"}}
-  fields: [name]
-  mode: api
-  validUntil: "2030-01-01T00:00:00Z"
-  serviceAccounts: [allowance-app]
-"#
-    ))
-    .expect("valid grant");
-    grants
-        .create(&PostParams::default(), &grant)
+    let item = format!("{prefix}.households");
+    let grant = gongshu_e2e::fixtures::grant(&ns, "allowance", &item, &["name"], "api");
+    env.create_admitted(&grants, &grant, lag)
         .await
         .expect("a valid grant is admitted");
-    let change = serde_json::json!({"spec": {"item": "population.identity-photos"}});
+    let change = serde_json::json!({"spec": {"item": format!("{prefix}.photos")}});
     let err = grants
         .patch("allowance", &PatchParams::default(), &Patch::Merge(&change))
         .await

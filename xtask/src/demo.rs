@@ -3,11 +3,7 @@
 
 use std::{process::Command, time::Duration};
 
-use gongshu_e2e::{
-    controlplane,
-    process::{self, Process},
-    upstream,
-};
+use gongshu_e2e::{process, upstream};
 
 use crate::{Result, cargo, cluster_dir, cluster_up, repo, run, target_dir};
 
@@ -45,25 +41,22 @@ pub async fn up() -> Result {
         eprintln!("operator already running");
     } else {
         run(cargo().args(["build", "--quiet", "-p", "gongshu"]))?;
-        // The operator runs with its own least-privilege ServiceAccount, as its pod would.
-        let operator_kubeconfig = controlplane::service_account_kubeconfig(
-            &kubeconfig,
-            "gongshu-system",
-            "gongshu-operator",
-            Duration::from_secs(7 * 24 * 3600),
-            &cluster_dir().join("operator.kubeconfig"),
+        let log = cluster_dir().join("logs").join("operator.log");
+        let mut operator = gongshu_e2e::operator::start(
+            &target_dir().join("debug").join("gongshu"),
+            &cluster_dir(),
+            &log,
+            &[],
         )
         .await?;
-        let log = cluster_dir().join("logs").join("operator.log");
-        let mut operator = Process::spawn(
-            "gongshu-operator",
-            Command::new(target_dir().join("debug").join("gongshu"))
-                .arg("operator")
-                .env("KUBECONFIG", &operator_kubeconfig),
-            &log,
-        )?;
         std::thread::sleep(Duration::from_secs(1));
         operator.check_alive()?;
+        run(&mut kubectl(&[
+            "wait",
+            "--for=create",
+            "validatingwebhookconfiguration/gongshu",
+            "--timeout=60s",
+        ]))?;
         process::write_pid_file(&pids, &[(operator.pid(), "gongshu-operator")])?;
         eprintln!("operator started (log: {})", log.display());
     }

@@ -6,12 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use gongshu_e2e::{
-    controlplane::{self, ControlPlane},
-    harness::KUBECONFIG_ENV,
-    process::Process,
-    upstream,
-};
+use gongshu_e2e::{controlplane::ControlPlane, harness::KUBECONFIG_ENV, upstream};
 
 use crate::{Result, cargo, repo, run, target_dir};
 
@@ -68,25 +63,21 @@ pub async fn run_all(lint: bool) -> Result {
     // operator runs with its own least-privilege ServiceAccount, never the admin's rights.
     run(&mut kubectl(&["create", "namespace", "gongshu-system"]))?;
     run(kubectl(&["apply", "-f"]).arg(repo().join("deploy/rbac.yaml")))?;
-    let operator_kubeconfig = controlplane::service_account_kubeconfig(
-        plane.kubeconfig(),
-        "gongshu-system",
-        "gongshu-operator",
-        Duration::from_secs(24 * 3600),
-        &dir.join("operator.kubeconfig"),
+    let log = dir.join("logs").join("operator.log");
+    let operator = gongshu_e2e::operator::start(
+        &target_dir().join("debug").join("gongshu"),
+        &dir,
+        &log,
+        &[("RUST_LOG", "info,gongshu=debug,kube=warn")],
     )
     .await?;
-
-    let log = dir.join("logs").join("operator.log");
-    let operator = Process::spawn(
-        "gongshu-operator",
-        Command::new(target_dir().join("debug").join("gongshu"))
-            .arg("operator")
-            .env("KUBECONFIG", &operator_kubeconfig)
-            .env("RUST_LOG", "info,gongshu=debug,kube=warn")
-            .env("GONGSHU_ADMIN_ADDR", "127.0.0.1:0"),
-        &log,
-    )?;
+    // The webhook must be registered before the suites create objects.
+    run(&mut kubectl(&[
+        "wait",
+        "--for=create",
+        "validatingwebhookconfiguration/gongshu",
+        "--timeout=60s",
+    ]))?;
 
     let tests = run_counted(
         cargo()

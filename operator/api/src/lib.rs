@@ -4,8 +4,11 @@
 //! Nothing here performs I/O; the runtime crate (`gongshu`) depends on this one, never the
 //! reverse, so every rule can be read and unit-tested in isolation.
 
+pub mod admission;
 pub mod calendar;
+pub mod index;
 pub mod presets;
 pub mod rules;
 pub mod status;
 pub mod v1alpha1;
+pub mod workflow;

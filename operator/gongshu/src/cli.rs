@@ -5,7 +5,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::{operator, telemetry::LogFormat};
+use crate::{admission, operator, telemetry::LogFormat};
 
 /// gongshu (公数): public-data regulations as Kubernetes infrastructure.
 #[derive(Debug, Parser)]
@@ -57,6 +57,22 @@ pub struct OperatorArgs {
     #[arg(long, env = "GONGSHU_LEASE_DURATION_SECONDS", default_value_t = 15,
           value_parser = clap::value_parser!(u64).range(2..=300))]
     pub lease_duration_seconds: u64,
+    /// Address of the admission webhook (HTTPS); it serves only with a certificate.
+    #[arg(long, env = "GONGSHU_WEBHOOK_ADDR", default_value = "127.0.0.1:8443")]
+    pub webhook_addr: SocketAddr,
+    /// PEM serving certificate of the webhook; without it the webhook is off.
+    #[arg(long, env = "GONGSHU_WEBHOOK_CERT_FILE", requires = "webhook_key_file")]
+    pub webhook_cert_file: Option<PathBuf>,
+    /// PEM private key of the webhook certificate.
+    #[arg(long, env = "GONGSHU_WEBHOOK_KEY_FILE", requires = "webhook_cert_file")]
+    pub webhook_key_file: Option<PathBuf>,
+    /// URL the apiserver reaches the webhook at (`https://127.0.0.1:8443/validate`); with it
+    /// the operator registers its ValidatingWebhookConfiguration.
+    #[arg(long, env = "GONGSHU_WEBHOOK_URL", requires_all = ["webhook_ca_file", "webhook_cert_file"])]
+    pub webhook_url: Option<String>,
+    /// PEM CA bundle that signed the webhook certificate (the configuration's caBundle).
+    #[arg(long, env = "GONGSHU_WEBHOOK_CA_FILE")]
+    pub webhook_ca_file: Option<PathBuf>,
 }
 
 impl OperatorArgs {
@@ -68,6 +84,20 @@ impl OperatorArgs {
             admin_addr: self.admin_addr,
             leader_election: self.leader_election,
             lease_duration: Duration::from_secs(self.lease_duration_seconds),
+            webhook: self
+                .webhook_cert_file
+                .clone()
+                .zip(self.webhook_key_file.clone())
+                .map(|(cert_file, key_file)| admission::WebhookConfig {
+                    addr: self.webhook_addr,
+                    cert_file,
+                    key_file,
+                    registration: self
+                        .webhook_url
+                        .clone()
+                        .zip(self.webhook_ca_file.clone())
+                        .map(|(url, ca_file)| admission::Registration { url, ca_file }),
+                }),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! and the command-line tools. `main.rs` only parses the command line and calls in here.
 
 pub mod admin;
+pub mod admission;
 pub mod cli;
 pub mod controller;
 pub mod crd;

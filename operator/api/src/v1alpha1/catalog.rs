@@ -389,6 +389,48 @@ pub struct DataCatalogStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["identifier"]))]
     pub items: Vec<ItemStatus>,
+    /// Per-item review workflow: the version under review, who must act and by when, and the
+    /// deadlines of updates and fixes (CAT-2, YN12) and re-evaluation (CAT-9).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["identifier"]))]
+    pub workflow: Vec<ItemWorkflow>,
+    /// Reviews about this catalog's items that were not applied, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub ignored_reviews: Vec<super::grant::IgnoredReview>,
+}
+
+/// The review workflow of one catalog item's current version (CAT-2, CAT-9).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemWorkflow {
+    /// The item's identifier.
+    pub identifier: String,
+    /// The catalog `metadata.generation` in which this version of the item first appeared. A
+    /// `Review` naming this generation or a later one decides it; one naming an earlier
+    /// generation decided an earlier version.
+    pub submitted_generation: i64,
+    /// When the operator received this version: the catalog's creation, or when it saw the edit.
+    pub submitted: Time,
+    /// Who must act next: `authority` or `department`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_on: Option<String>,
+    /// Due time of the pending step, where the regulation sets one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due: Option<Time>,
+    /// `<namespace>/<name>` of the `Review` that decided this version, or `operator` for an
+    /// update that is only filed (XJ11).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    /// When this version was decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<Time>,
+    /// The item's deadlines: update review (CAT-2) and fixing a returned item (YN12).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub deadlines: Vec<super::grant::DeadlineStatus>,
+    /// Whether the periodic re-evaluation (CAT-9) is overdue.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reevaluation_overdue: bool,
 }
 
 /// Review state of one catalog item.

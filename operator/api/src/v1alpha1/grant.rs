@@ -184,6 +184,82 @@ pub struct ShareGrantStatus {
     /// Usage counts reported by the exchange (SH-12).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// The request under review, or the last one decided: the generation whose terms are
+    /// reviewed, when it was received and the terms themselves. An edit that changes the terms
+    /// starts a new request; an edit that does not (e.g. `serviceAccounts`) keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<GrantRequest>,
+    /// The terms last approved, which the exchange serves. An edit that widens access waits for
+    /// review while these narrower terms stay in force; an edit that narrows them applies at
+    /// once (SH-5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved: Option<ApprovedTerms>,
+    /// The authority's suspension in force (SH-14), until it resumes the grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspension: Option<Decision>,
+    /// Reviews about this grant that were not applied, and why.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
+    pub ignored_reviews: Vec<IgnoredReview>,
+}
+
+/// The terms of a grant that a review decides on: what data, how, until when and what for
+/// (SH-3, SH-5).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantTerms {
+    /// The fields, sorted.
+    pub fields: Vec<String>,
+    /// The delivery mode.
+    pub mode: ShareMode,
+    /// The end of the licence.
+    pub valid_until: Time,
+    /// `sha256:` digest of the scenario and purpose: a new scenario or purpose is a new use
+    /// that needs review (SH-3).
+    pub scenario_digest: String,
+}
+
+/// A request under review, or the last one decided.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantRequest {
+    /// The first `metadata.generation` with these terms. A `Review` naming this generation or a
+    /// later one decides the request.
+    pub generation: i64,
+    /// When the request was received: the grant's creation, or when the operator saw the edit.
+    /// Every deadline of the request counts from it (SH-4).
+    pub received: Time,
+    /// When the automatic compliance checks ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked: Option<Time>,
+    /// The terms requested.
+    #[serde(flatten)]
+    pub terms: GrantTerms,
+}
+
+/// The terms in force, as last approved (or narrowed since).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovedTerms {
+    /// The generation the terms were taken from.
+    pub generation: i64,
+    /// When they were approved.
+    pub approved_at: Time,
+    /// `<namespace>/<name>` of the approving `Review`, or `operator` for unconditional items.
+    pub by: String,
+    /// The terms.
+    #[serde(flatten)]
+    pub terms: GrantTerms,
+}
+
+/// A `Review` that was not applied.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IgnoredReview {
+    /// `<namespace>/<name>` of the `Review`.
+    pub review: String,
+    /// Why it was not applied, and what to do instead.
+    pub reason: String,
 }
 
 /// The provider of a grant's item.
@@ -222,13 +298,20 @@ pub struct DeadlineStatus {
     /// The articles the deadline comes from, e.g. `HB15`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub articles: Vec<String>,
+    /// The generation of the object the step belongs to (a grant's request, a catalog's item
+    /// version).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// How the step was counted or closed, e.g. an override, or superseded by an edit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A decision on a grant.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Decision {
-    /// `approve`, `deny`, `revoke`, `suspend` or `resume`.
+    /// `approve`, `deny`, `requestChanges`, `revoke`, `suspend` or `resume`.
     pub outcome: String,
     /// The reasons given (required for refusals: NM23, XJ21, YN29, HB15, PJ18).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -237,6 +320,16 @@ pub struct Decision {
     pub by: String,
     /// When the decision took effect.
     pub at: Time,
+    /// Who decided: `provider`, `authority` (coordinating after the provider's deadline
+    /// passed, SUP-2) or `operator`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor: Option<String>,
+    /// The request generation decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generation: Option<i64>,
+    /// The legal basis given for a refusal (NM23, XJ21, YN29).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub legal_basis: Option<String>,
 }
 
 /// Usage of a grant (SH-12).

@@ -31,6 +31,8 @@ pub struct Config {
     pub leader_election: bool,
     /// How long a Lease is valid after its last renewal.
     pub lease_duration: Duration,
+    /// The admission webhook, served by every replica; off without a certificate.
+    pub webhook: Option<crate::admission::WebhookConfig>,
 }
 
 /// Why the operator could not run.
@@ -96,6 +98,20 @@ pub async fn run(config: Config) -> Result<(), OperatorError> {
         leader_election = config.leader_election,
         "operator starting"
     );
+    // Every replica serves admission, leader or not, so it keeps answering during elections.
+    let webhook = config.webhook.clone().map(|webhook| {
+        tokio::spawn(crate::admission::serve(
+            webhook,
+            client.clone(),
+            shutdown.clone(),
+        ))
+    });
+    if webhook.is_none() {
+        warn!(
+            "no webhook certificate (--webhook-cert-file): cross-object rules are not enforced at admission"
+        );
+    }
+
     let ctx = Arc::new(Context::new(
         client.clone(),
         metrics.clone(),
@@ -113,6 +129,13 @@ pub async fn run(config: Config) -> Result<(), OperatorError> {
     }
 
     health.set_role(Role::Stopping);
+    if let Some(webhook) = webhook {
+        match webhook.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => error!(error = %e, "admission webhook failed"),
+            Err(e) => error!(error = %e, "admission webhook task failed"),
+        }
+    }
     match admin.await {
         Ok(result) => result.map_err(OperatorError::Admin)?,
         Err(e) => error!(error = %e, "admin server task failed"),
