@@ -133,27 +133,65 @@ impl TestEnv {
 }
 
 impl TestEnv {
-    /// Marks every item of catalog `namespace/name` approved by writing its status as the
-    /// admin, once the operator has recorded the items. This stands in for the authority's
-    /// `Review` until the operator applies Reviews (issue #4); the operator keeps a review
-    /// state while the item's spec digest is unchanged.
-    pub async fn approve_items_directly(&self, namespace: &str, name: &str) -> Result<(), Error> {
+    /// The data authority's namespace: the `default` Regulation's, which all suites share.
+    pub const AUTHORITY_NAMESPACE: &'static str = "gongshu-system";
+
+    /// Creates, in the authority's namespace, a `Review` named `name` deciding `subject` with
+    /// `decision` and `reason` (retrying while the webhook's cache has not seen the subject).
+    pub async fn review(
+        &self,
+        namespace: &str,
+        name: &str,
+        subject: serde_json::Value,
+        decision: &str,
+        reason: &str,
+    ) -> Result<gongshu_api::v1alpha1::Review, Error> {
+        let review: gongshu_api::v1alpha1::Review = serde_json::from_value(serde_json::json!({
+            "apiVersion": "gongshu.io/v1alpha1",
+            "kind": "Review",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {
+                "subject": subject,
+                "decision": decision,
+                "reason": reason,
+                "legalBasis": "Regulations on Government Data Sharing art. 12",
+            },
+        }))
+        .map_err(|e| Error::Harness(format!("review fixture: {e}")))?;
+        let api = Api::namespaced(self.client.clone(), namespace);
+        self.create_admitted(&api, &review, Duration::from_secs(30))
+            .await
+    }
+
+    /// Has the data authority approve every item of catalog `namespace/name` with real
+    /// `Review`s (CAT-2), and waits until the operator records every item approved.
+    pub async fn approve_items(&self, namespace: &str, name: &str) -> Result<(), Error> {
         use gongshu_api::v1alpha1::{DataCatalog, ItemReview};
-        use kube::api::{Patch, PatchParams};
         let api: Api<DataCatalog> = Api::namespaced(self.client.clone(), namespace);
-        let recorded = |c: Option<&DataCatalog>| {
-            c.and_then(|c| c.status.as_ref())
-                .is_some_and(|s| !s.items.is_empty())
-        };
-        let catalog = self
-            .wait_for(api.clone(), name, Duration::from_secs(60), recorded)
+        let catalog = api.get(name).await?;
+        for item in &catalog.spec.items {
+            let review = format!("approve-{}", random_suffix());
+            self.review(
+                Self::AUTHORITY_NAMESPACE,
+                &review,
+                serde_json::json!({
+                    "kind": "CatalogItem",
+                    "namespace": namespace,
+                    "name": name,
+                    "item": item.identifier,
+                }),
+                "approve",
+                "",
+            )
             .await?;
-        let mut items = catalog.status.map(|s| s.items).unwrap_or_default();
-        for item in &mut items {
-            item.review = ItemReview::Approved;
         }
-        let patch = serde_json::json!({"status": {"items": items}});
-        api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        let count = catalog.spec.items.len();
+        let approved = move |c: Option<&DataCatalog>| {
+            c.and_then(|c| c.status.as_ref()).is_some_and(|s| {
+                s.items.len() == count && s.items.iter().all(|i| i.review == ItemReview::Approved)
+            })
+        };
+        self.wait_for(api, name, Duration::from_secs(60), approved)
             .await?;
         Ok(())
     }
@@ -172,8 +210,10 @@ impl TestEnv {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match api.create(&PostParams::default(), obj).await {
+                // Webhook denials come back as 400 (kube's AdmissionResponse::deny) or 403.
                 Err(kube::Error::Api(e))
-                    if e.code == 403 && tokio::time::Instant::now() < deadline =>
+                    if e.message.contains("admission webhook")
+                        && tokio::time::Instant::now() < deadline =>
                 {
                     tokio::time::sleep(Duration::from_millis(200)).await;
                 }

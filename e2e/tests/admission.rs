@@ -124,9 +124,7 @@ async fn a_grant_cannot_switch_to_another_item() {
     )
     .await
     .unwrap();
-    env.approve_items_directly(&provider_ns, "catalog")
-        .await
-        .unwrap();
+    env.approve_items(&provider_ns, "catalog").await.unwrap();
     let grants: Api<ShareGrant> = Api::namespaced(env.client.clone(), &ns);
     let item = format!("{prefix}.households");
     let grant = gongshu_e2e::fixtures::grant(&ns, "allowance", &item, &["name"], "api");

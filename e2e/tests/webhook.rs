@@ -43,13 +43,28 @@ async fn setup() -> Setup {
     }
 }
 
-async fn denial<K>(api: &Api<K>, obj: &K) -> String
+/// Creates `obj` expecting the webhook to deny it with a message containing every `expected`
+/// text. An admission fails at once; a denial with other text is retried for [`CACHE_LAG`],
+/// since the webhook's caches see just-written objects a moment later.
+async fn expect_denial<K>(api: &Api<K>, obj: &K, expected: &[&str])
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
 {
-    match api.create(&PostParams::default(), obj).await {
-        Ok(_) => panic!("expected a denial, the object was admitted: {obj:?}"),
-        Err(e) => e.to_string(),
+    let deadline = tokio::time::Instant::now() + CACHE_LAG;
+    loop {
+        let message = match api.create(&PostParams::default(), obj).await {
+            Ok(_) => panic!("expected a denial, the object was admitted: {obj:?}"),
+            Err(e) => e.to_string(),
+        };
+        let missing: Vec<&&str> = expected.iter().filter(|e| !message.contains(**e)).collect();
+        if missing.is_empty() {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "denial lacks {missing:?}: {message}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -99,12 +114,12 @@ async fn a_catalog_outside_a_department_namespace_is_denied() {
     let env = TestEnv::connect().await.expect("control plane");
     let ns = env.namespace("not-a-department", &[]).await.unwrap();
     let catalogs: Api<DataCatalog> = Api::namespaced(env.client.clone(), &ns);
-    let message = denial(
+    expect_denial(
         &catalogs,
         &provider_catalog(&ns, "nobody", &format!("e2e-{}", random_suffix())),
+        &["metadata.namespace", "gongshu.io/department"],
     )
     .await;
-    assert_names(&message, &["metadata.namespace", "gongshu.io/department"]);
 }
 
 #[tokio::test]
@@ -112,28 +127,25 @@ async fn a_grant_waits_for_the_item_to_be_published_cat_2() {
     let s = setup().await;
     let grants: Api<ShareGrant> = Api::namespaced(s.env.client.clone(), &s.consumer_ns);
     let item = format!("{}.households", s.prefix);
-    let message = denial(
+    expect_denial(
         &grants,
         &grant(&s.consumer_ns, "early", &item, &["name"], "api"),
+        &["spec.item", "CAT-2", "not yet published"],
     )
     .await;
-    assert_names(&message, &["spec.item", "CAT-2", "not yet published"]);
-    let unknown = denial(
+    expect_denial(
         &grants,
         &grant(&s.consumer_ns, "unknown", "no-such.item", &["name"], "api"),
+        &["spec.item", "no catalog declares item no-such.item"],
     )
     .await;
-    assert_names(
-        &unknown,
-        &["spec.item", "no catalog declares item no-such.item"],
-    );
 }
 
 #[tokio::test]
 async fn a_grant_asks_only_for_shared_fields_and_verification_of_not_shared_items_sh_5_sh_7() {
     let s = setup().await;
     s.env
-        .approve_items_directly(&s.provider_ns, "catalog")
+        .approve_items(&s.provider_ns, "catalog")
         .await
         .unwrap();
     let grants: Api<ShareGrant> = Api::namespaced(s.env.client.clone(), &s.consumer_ns);
@@ -153,7 +165,7 @@ async fn a_grant_asks_only_for_shared_fields_and_verification_of_not_shared_item
         .await
         .expect("a grant of shareable fields of a published item is admitted");
 
-    let hidden = denial(
+    expect_denial(
         &grants,
         &grant(
             &s.consumer_ns,
@@ -162,31 +174,25 @@ async fn a_grant_asks_only_for_shared_fields_and_verification_of_not_shared_item
             &["name", "ethnicity"],
             "api",
         ),
+        &["spec.fields[1]", "SH-5", "not shareable", "verify"],
     )
     .await;
-    assert_names(
-        &hidden,
-        &["spec.fields[1]", "SH-5", "not shareable", "verify"],
-    );
-    let typo = denial(
+    expect_denial(
         &grants,
         &grant(&s.consumer_ns, "typo", &households, &["nmae"], "api"),
-    )
-    .await;
-    assert_names(
-        &typo,
         &[
             "spec.fields[0]",
             "no field nmae",
             "citizen_id, name, ethnicity",
         ],
-    );
-    let photo = denial(
-        &grants,
-        &grant(&s.consumer_ns, "photo", &photos, &["citizen_id"], "file"),
     )
     .await;
-    assert_names(&photo, &["spec.mode", "SH-7", "notShared", "verify"]);
+    expect_denial(
+        &grants,
+        &grant(&s.consumer_ns, "photo", &photos, &["citizen_id"], "file"),
+        &["spec.mode", "SH-7", "notShared", "verify"],
+    )
+    .await;
     let verify = grant(
         &s.consumer_ns,
         "verify",
@@ -204,7 +210,7 @@ async fn a_grant_asks_only_for_shared_fields_and_verification_of_not_shared_item
 async fn a_grant_is_decided_only_by_its_provider_or_the_authority_sh_4() {
     let s = setup().await;
     s.env
-        .approve_items_directly(&s.provider_ns, "catalog")
+        .approve_items(&s.provider_ns, "catalog")
         .await
         .unwrap();
     let grants: Api<ShareGrant> = Api::namespaced(s.env.client.clone(), &s.consumer_ns);
@@ -228,8 +234,12 @@ async fn a_grant_is_decided_only_by_its_provider_or_the_authority_sh_4() {
     };
     // The consumer cannot approve its own request.
     let own: Api<Review> = Api::namespaced(s.env.client.clone(), &s.consumer_ns);
-    let message = denial(&own, &review(&s.consumer_ns)).await;
-    assert_names(&message, &["metadata.namespace", "SH-4", &s.provider_ns]);
+    expect_denial(
+        &own,
+        &review(&s.consumer_ns),
+        &["metadata.namespace", "SH-4", &s.provider_ns],
+    )
+    .await;
     // The provider can.
     let provider: Api<Review> = Api::namespaced(s.env.client.clone(), &s.provider_ns);
     s.env

@@ -30,7 +30,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the controllers (with leader election) and the admin server until SIGTERM.
-    Operator(OperatorArgs),
+    Operator(Box<OperatorArgs>),
     /// Print every CRD as multi-document YAML, or write one file per CRD into a directory.
     Crd(CrdArgs),
 }
@@ -73,6 +73,10 @@ pub struct OperatorArgs {
     /// PEM CA bundle that signed the webhook certificate (the configuration's caBundle).
     #[arg(long, env = "GONGSHU_WEBHOOK_CA_FILE")]
     pub webhook_ca_file: Option<PathBuf>,
+    /// Base URL of the exchange: an active grant's endpoint is
+    /// `<exchange-url>/v1/grants/<namespace>/<name>`.
+    #[arg(long, env = "GONGSHU_EXCHANGE_URL", default_value = crate::controller::DEFAULT_EXCHANGE_URL)]
+    pub exchange_url: String,
 }
 
 impl OperatorArgs {
@@ -98,6 +102,7 @@ impl OperatorArgs {
                         .zip(self.webhook_ca_file.clone())
                         .map(|(url, ca_file)| admission::Registration { url, ca_file }),
                 }),
+            exchange_url: self.exchange_url.clone(),
         }
     }
 }

@@ -2,17 +2,10 @@
 //! source department (CAT-4) and states the basis of any restriction (CAT-8); every new or
 //! changed item goes to the authority's review (CAT-2).
 
-use jiff::Timestamp;
 use sha2::{Digest, Sha256};
 
-use super::{Problem, require_text, require_unique, summarize, syntax::is_dns_label};
-use crate::{
-    status::{self, Outcome},
-    v1alpha1::{
-        CatalogItem, DataCatalogSpec, DataCatalogStatus, ItemReview, ItemStatus, LABEL_DEPARTMENT,
-        OpenType, ShareType,
-    },
-};
+use super::{Problem, require_text, require_unique, syntax::is_dns_label};
+use crate::v1alpha1::{CatalogItem, DataCatalogSpec, LABEL_DEPARTMENT, OpenType, ShareType};
 
 /// Field path of problems with the catalog's namespace rather than its spec.
 const NAMESPACE_FIELD: &str = "metadata.namespace";
@@ -118,101 +111,6 @@ pub fn item_digest(item: &CatalogItem) -> String {
     let hash = Sha256::digest(&json);
     let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
-}
-
-/// The status of a catalog after a reconcile that found `problems`.
-///
-/// A valid catalog submits each new item for review and sends each changed item back to review
-/// (CAT-2); unchanged items keep their state. An invalid catalog keeps its items' states and
-/// stalls until the user fixes what the message names.
-pub fn status(
-    spec: &DataCatalogSpec,
-    previous: Option<&DataCatalogStatus>,
-    generation: Option<i64>,
-    problems: &[Problem],
-    now: Timestamp,
-) -> DataCatalogStatus {
-    let mut next = previous.cloned().unwrap_or_default();
-    let outcome = if problems.is_empty() {
-        next.items = spec
-            .items
-            .iter()
-            .map(|item| item_status(item, previous))
-            .collect();
-        Outcome::Settled {
-            ready: true,
-            reason: status::ACCEPTED,
-            message: review_summary(&next.items),
-        }
-    } else {
-        let not_a_department = problems.iter().any(|p| p.field == NAMESPACE_FIELD);
-        Outcome::Stalled {
-            reason: if not_a_department {
-                status::NOT_A_DEPARTMENT
-            } else {
-                status::INVALID_SPEC
-            },
-            message: summarize(problems),
-        }
-    };
-    next.item_count = Some(count(spec.items.len()));
-    next.approved_count = Some(count(
-        next.items
-            .iter()
-            .filter(|i| i.review == ItemReview::Approved)
-            .count(),
-    ));
-    status::apply_outcome(&mut next.common, &outcome, generation, now);
-    next
-}
-
-fn item_status(item: &CatalogItem, previous: Option<&DataCatalogStatus>) -> ItemStatus {
-    let digest = item_digest(item);
-    let old = previous.and_then(|p| p.items.iter().find(|s| s.identifier == item.identifier));
-    match old {
-        Some(old) if old.spec_digest.as_deref() == Some(digest.as_str()) => old.clone(),
-        Some(old) => ItemStatus {
-            review: ItemReview::Pending,
-            message: Some("changed since its review; submitted again (CAT-2)".into()),
-            spec_digest: Some(digest),
-            ..old.clone()
-        },
-        None => ItemStatus {
-            identifier: item.identifier.clone(),
-            review: ItemReview::Pending,
-            published_at: None,
-            next_reevaluation: None,
-            message: Some("submitted for the authority's review (CAT-2)".into()),
-            spec_digest: Some(digest),
-        },
-    }
-}
-
-fn count(n: usize) -> i32 {
-    i32::try_from(n).unwrap_or(i32::MAX)
-}
-
-/// "3 items submitted for the authority's review (CAT-2)", or, once some were decided,
-/// "3 items: 1 approved, 2 pending the authority's review (CAT-2)".
-fn review_summary(items: &[ItemStatus]) -> String {
-    let of = |state| items.iter().filter(|i| i.review == state).count();
-    let total = items.len();
-    let noun = if total == 1 { "item" } else { "items" };
-    let pending = of(ItemReview::Pending);
-    if pending == total {
-        return format!("{total} {noun} submitted for the authority's review (CAT-2)");
-    }
-    let parts: Vec<String> = [
-        (of(ItemReview::Approved), "approved"),
-        (pending, "pending the authority's review"),
-        (of(ItemReview::ChangesRequested), "returned for changes"),
-        (of(ItemReview::Denied), "denied"),
-    ]
-    .into_iter()
-    .filter(|(n, _)| *n > 0)
-    .map(|(n, what)| format!("{n} {what}"))
-    .collect();
-    format!("{total} {noun}: {} (CAT-2)", parts.join(", "))
 }
 
 #[cfg(test)]

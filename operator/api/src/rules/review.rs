@@ -1,8 +1,8 @@
 //! `Review`: a decision gives its reasons unless it approves or resumes (NM23, XJ21, YN29,
 //! HB15, PJ18), names its subject exactly, and only decides what the subject's workflow knows.
 //!
-//! Applying decisions to their subjects is not implemented yet: a valid review is recorded and
-//! its status says that it was not applied.
+//! A valid review is recorded; the subject's workflow (`crate::workflow`) applies it, and lists
+//! it in the subject's `status.ignoredReviews`, with the reason, when it cannot.
 
 use jiff::Timestamp;
 
@@ -78,9 +78,12 @@ pub fn status(
     let mut next = previous.cloned().unwrap_or_default();
     let outcome = if problems.is_empty() {
         Outcome::Settled {
-            ready: false,
-            reason: status::PENDING,
-            message: "decision recorded; applying decisions is not implemented yet".into(),
+            ready: true,
+            reason: status::ACCEPTED,
+            message:
+                "decision recorded; the subject's status shows its effect, and lists it under \
+                      ignoredReviews with the reason if it cannot apply"
+                    .into(),
         }
     } else {
         Outcome::Stalled {
@@ -178,14 +181,14 @@ mod tests {
     }
 
     #[test]
-    fn a_valid_review_is_pending_because_decisions_are_not_applied_yet() {
+    fn a_valid_review_is_recorded_and_points_at_its_subject() {
         let status = status(None, Some(1), &[], now());
         let ready = find(&status.common.conditions, READY).unwrap();
         assert_eq!(
             (ready.status.as_str(), ready.reason.as_str()),
-            ("False", "Pending")
+            ("True", "Accepted")
         );
-        assert!(ready.message.contains("not implemented yet"));
+        assert!(ready.message.contains("ignoredReviews"));
         assert!(!is_true(&status.common.conditions, STALLED));
     }
 

@@ -9,7 +9,8 @@ use gongshu_api::{
     admission::{self, Cluster},
     index::CatalogIndex,
     rules::Problem,
-    v1alpha1::{DataCatalog, Review, ShareGrant},
+    v1alpha1::{DataCatalog, ItemReview, Review, ShareGrant},
+    workflow::catalog::is_item_approved,
 };
 use kube::{
     ResourceExt,
@@ -76,8 +77,13 @@ fn judge(caches: &Caches, request: &AdmissionRequest<DynamicObject>) -> Verdict 
         return Verdict::NotReady;
     }
     let namespace = request.namespace.clone().unwrap_or_default();
-    let catalogs: Vec<Arc<DataCatalog>> = caches.catalogs.state();
-    let index = CatalogIndex::build(catalogs.iter().map(AsRef::as_ref));
+    let catalogs: Vec<DataCatalog> = caches
+        .catalogs
+        .state()
+        .iter()
+        .map(|c| approved_as_declared(c))
+        .collect();
+    let index = CatalogIndex::build(catalogs.iter());
     let authority = caches.authority_namespace();
     let cluster = Cluster {
         catalogs: &index,
@@ -106,6 +112,26 @@ fn judge(caches: &Caches, request: &AdmissionRequest<DynamicObject>) -> Verdict 
         Ok(problems) => Verdict::Deny(problems),
         Err(message) => Verdict::Deny(vec![Problem::new("object", message)]),
     }
+}
+
+/// `catalog` with an item's recorded approval withdrawn when the item changed since: an
+/// approval covers the item as it was declared then (CAT-2), as the grant workflow sees it
+/// (`workflow::catalog::is_item_approved`).
+fn approved_as_declared(catalog: &DataCatalog) -> DataCatalog {
+    let mut catalog = catalog.clone();
+    if let Some(status) = catalog.status.as_mut() {
+        let approved: Vec<bool> = status
+            .items
+            .iter()
+            .map(|s| is_item_approved(&catalog.spec, status, &s.identifier))
+            .collect();
+        for (item, approved) in status.items.iter_mut().zip(approved) {
+            if item.review == ItemReview::Approved && !approved {
+                item.review = ItemReview::Pending;
+            }
+        }
+    }
+    catalog
 }
 
 /// The admitted object as its Rust type.

@@ -1,12 +1,16 @@
-//! The `DataCatalog` controller: checks the catalog against its namespace's department label
-//! and submits new and changed items for the authority's review (CAT-2). Namespace label
-//! changes re-trigger the catalogs in that namespace, so labelling a namespace un-stalls them.
+//! The `DataCatalog` controller: checks the catalog against its namespace's department label,
+//! submits new and changed items for the authority's review and applies the authority's
+//! `Review`s (CAT-2, CAT-9; `gongshu_api::workflow::catalog`). Namespace label changes,
+//! Reviews of its items and changes of the `Regulation` re-trigger a catalog.
 
 use std::sync::Arc;
 
 use gongshu_api::{
-    rules::catalog::{self as rules, CatalogContext},
-    v1alpha1::{CommonStatus, DataCatalog, DataCatalogStatus, LABEL_DEPARTMENT},
+    status::{condition, set_condition},
+    v1alpha1::{
+        CommonStatus, DataCatalog, DataCatalogStatus, LABEL_DEPARTMENT, Review, SubjectKind,
+    },
+    workflow::catalog::{CatalogFacts, evaluate},
 };
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Namespace;
@@ -16,7 +20,18 @@ use kube::{
 };
 use tracing::instrument;
 
-use super::{ApplyError, Categorized, Context, Kind, SAFETY_REQUEUE, finish, watch_all};
+use super::{
+    ApplyError, CACHE_WAIT, Categorized, Context, Kind, facts::Facts, finish, publish_events,
+    requeue_at, watch_all,
+};
+
+/// Condition type: the `default` Regulation is missing or invalid, so a fallback preset counts
+/// the deadlines (abnormal-true).
+pub const REGULATION_DEFAULTED: &str = "RegulationDefaulted";
+/// Reason of `RegulationDefaulted=True`.
+pub const NO_VALID_REGULATION: &str = "NoValidRegulation";
+/// Reason of `RegulationDefaulted=False`.
+pub const REGULATION_IN_FORCE: &str = "RegulationInForce";
 
 impl Kind for DataCatalog {
     const CONTROLLER: &'static str = "datacatalog";
@@ -56,30 +71,52 @@ impl Categorized for Error {
     }
 }
 
-/// The controller, watching catalogs everywhere and the namespaces they live in.
-pub fn controller(client: &Client) -> Controller<DataCatalog> {
+/// The controller, watching catalogs everywhere, the namespaces they live in, the Reviews of
+/// their items, and the `Regulation` in force.
+pub fn controller(client: &Client, facts: &Facts) -> Controller<DataCatalog> {
     let catalogs = watch_all::<DataCatalog>(client);
     let store = catalogs.store();
-    catalogs.watches(
-        Api::<Namespace>::all(client.clone()),
-        watcher::Config::default().any_semantic(),
-        move |namespace: Namespace| {
-            let name = namespace.name_any();
-            store
-                .state()
-                .into_iter()
-                .filter(|catalog| catalog.namespace().as_deref() == Some(name.as_str()))
-                .map(|catalog| ObjectRef::from_obj(catalog.as_ref()))
-                .collect::<Vec<_>>()
-        },
-    )
+    catalogs
+        .watches(
+            Api::<Namespace>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+            move |namespace: Namespace| {
+                let name = namespace.name_any();
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|catalog| catalog.namespace().as_deref() == Some(name.as_str()))
+                    .map(|catalog| ObjectRef::from_obj(catalog.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .watches(
+            Api::<Review>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+            |review: Review| {
+                let s = review.spec.subject;
+                (s.kind == SubjectKind::CatalogItem)
+                    .then(|| ObjectRef::new(&s.name).within(&s.namespace))
+            },
+        )
+        .reconcile_all_on(facts.regulation_changes())
 }
 
 /// Reconciles one catalog.
 #[instrument(skip_all, fields(kind = "DataCatalog", namespace = catalog.namespace().unwrap_or_default(), name = catalog.name_any()))]
-pub async fn reconcile(catalog: Arc<DataCatalog>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(
+    catalog: Arc<DataCatalog>,
+    ctx: Arc<Context>,
+    facts: Facts,
+) -> Result<Action, Error> {
+    if !facts.is_synced() {
+        return Ok(Action::requeue(CACHE_WAIT));
+    }
     let _timer = ctx.metrics.reconcile(DataCatalog::CONTROLLER);
     let namespace = catalog.namespace().unwrap_or_default();
+    let name = catalog.name_any();
+    // Read, not cached: the namespace watch that re-triggers this catalog may be ahead of a
+    // cache, and a stale label would stall the catalog until the safety requeue.
     let ns = Api::<Namespace>::all(ctx.client.clone())
         .get_opt(&namespace)
         .await
@@ -90,19 +127,59 @@ pub async fn reconcile(catalog: Arc<DataCatalog>, ctx: Arc<Context>) -> Result<A
     let department = ns
         .as_ref()
         .and_then(|ns| ns.labels().get(LABEL_DEPARTMENT).cloned());
-    let problems = rules::validate(
-        &catalog.spec,
-        &CatalogContext {
-            namespace: &namespace,
-            department: department.as_deref(),
-        },
+    let regulation = facts.regulation();
+    let reviews = facts.reviews_of(SubjectKind::CatalogItem, &namespace, &name);
+    let now = Timestamp::now();
+    let created = catalog
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(now, |t| t.0);
+    let generation = catalog.metadata.generation.unwrap_or_default();
+    let mut outcome = evaluate(&CatalogFacts {
+        namespace: &namespace,
+        name: &name,
+        department: department.as_deref(),
+        spec: &catalog.spec,
+        generation,
+        created,
+        reviews: &reviews,
+        regulation: &regulation.facts,
+        previous: catalog.status.as_ref(),
+        now,
+    });
+    set_condition(
+        &mut outcome.status.common.conditions,
+        regulation_condition(regulation.fallback.as_deref(), Some(generation), now),
     );
-    let status = rules::status(
-        &catalog.spec,
-        catalog.status.as_ref(),
-        catalog.metadata.generation,
-        &problems,
-        Timestamp::now(),
-    );
-    Ok(finish(&ctx, catalog.as_ref(), status, SAFETY_REQUEUE).await?)
+    let requeue = requeue_at(outcome.next_wakeup, now);
+    let action = finish(&ctx, catalog.as_ref(), outcome.status, requeue).await?;
+    publish_events(&ctx, catalog.as_ref(), &outcome.events).await;
+    Ok(action)
+}
+
+/// `RegulationDefaulted`: whether deadlines are counted with the fallback preset.
+pub fn regulation_condition(
+    fallback: Option<&str>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    match fallback {
+        Some(why) => condition(
+            REGULATION_DEFAULTED,
+            true,
+            NO_VALID_REGULATION,
+            why,
+            generation,
+            now,
+        ),
+        None => condition(
+            REGULATION_DEFAULTED,
+            false,
+            REGULATION_IN_FORCE,
+            "",
+            generation,
+            now,
+        ),
+    }
 }

@@ -1,12 +1,14 @@
-//! The `ShareGrant` controller: checks a request (SH-2, SH-5), marks it `Submitted`, expires it
-//! at `validUntil`, and holds the `gongshu.io/cleanup` finalizer so that deleting a grant will
-//! revoke its exchange endpoint once the exchange exists.
+//! The `ShareGrant` controller: runs a grant's workflow (SH-4; `gongshu_api::workflow::grant`)
+//! from the item it requests, the Reviews about it and the `Regulation` in force; gives an
+//! active grant its exchange endpoint; and holds the `gongshu.io/cleanup` finalizer so that
+//! deleting a grant will revoke that endpoint once the exchange exists.
 
-use std::{sync::Arc, time::Duration};
+use std::sync::Arc;
 
 use gongshu_api::{
-    rules::grant as rules,
-    v1alpha1::{CommonStatus, ShareGrant, ShareGrantStatus},
+    status::set_condition,
+    v1alpha1::{CommonStatus, DataCatalog, Review, ShareGrant, ShareGrantStatus, SubjectKind},
+    workflow::grant::{GrantFacts, ItemFacts, evaluate, is_final, served_terms},
 };
 use jiff::Timestamp;
 use kube::{
@@ -15,11 +17,16 @@ use kube::{
         Controller,
         controller::Action,
         finalizer::{self, finalizer},
+        reflector::ObjectRef,
+        watcher,
     },
 };
-use tracing::{info, instrument};
+use tracing::{debug, info, instrument};
 
-use super::{ApplyError, Categorized, Context, FINALIZER, Kind, SAFETY_REQUEUE, finish, watch_all};
+use super::{
+    ApplyError, CACHE_WAIT, Categorized, Context, FINALIZER, Kind, catalog::regulation_condition,
+    facts::Facts, finish, publish_events, requeue_at, watch_all,
+};
 
 impl Kind for ShareGrant {
     const CONTROLLER: &'static str = "sharegrant";
@@ -36,6 +43,15 @@ impl Kind for ShareGrant {
 /// A failed step of a `ShareGrant` reconcile.
 #[derive(Debug, thiserror::Error)]
 pub enum StepError {
+    /// The catalogs could not be read to confirm a missing or unapproved item.
+    #[error("cannot read the catalogs to confirm item {item}: {source}")]
+    Catalogs {
+        /// The requested item.
+        item: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
     /// The status could not be written.
     #[error(transparent)]
     Apply(#[from] ApplyError),
@@ -44,6 +60,7 @@ pub enum StepError {
 impl Categorized for StepError {
     fn category(&self) -> &'static str {
         match self {
+            Self::Catalogs { .. } => "catalog_read",
             Self::Apply(e) => e.category(),
         }
     }
@@ -65,19 +82,59 @@ impl Categorized for Error {
     }
 }
 
-/// The controller, watching grants everywhere.
-pub fn controller(client: &Client) -> Controller<ShareGrant> {
-    watch_all(client)
+/// The controller, watching grants everywhere, the Reviews about them, the catalogs declaring
+/// the items they request, and the `Regulation` in force.
+pub fn controller(client: &Client, facts: &Facts) -> Controller<ShareGrant> {
+    let grants = watch_all::<ShareGrant>(client);
+    let store = grants.store();
+    grants
+        .watches(
+            Api::<Review>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+            |review: Review| {
+                let s = review.spec.subject;
+                (s.kind == SubjectKind::ShareGrant)
+                    .then(|| ObjectRef::new(&s.name).within(&s.namespace))
+            },
+        )
+        .watches(
+            Api::<DataCatalog>::all(client.clone()),
+            watcher::Config::default().any_semantic(),
+            move |catalog: DataCatalog| {
+                store
+                    .state()
+                    .into_iter()
+                    .filter(|g| {
+                        catalog
+                            .spec
+                            .items
+                            .iter()
+                            .any(|i| i.identifier == g.spec.item)
+                    })
+                    .map(|g| ObjectRef::from_obj(g.as_ref()))
+                    .collect::<Vec<_>>()
+            },
+        )
+        .reconcile_all_on(facts.regulation_changes())
 }
 
 /// Reconciles one grant, through the finalizer.
 #[instrument(skip_all, fields(kind = "ShareGrant", namespace = grant.namespace().unwrap_or_default(), name = grant.name_any()))]
-pub async fn reconcile(grant: Arc<ShareGrant>, ctx: Arc<Context>) -> Result<Action, Error> {
+pub async fn reconcile(
+    grant: Arc<ShareGrant>,
+    ctx: Arc<Context>,
+    facts: Facts,
+) -> Result<Action, Error> {
+    // Never evaluate against caches that have not listed: a missing item denies the grant, and
+    // Denied is final.
+    if !facts.is_synced() {
+        return Ok(Action::requeue(CACHE_WAIT));
+    }
     let _timer = ctx.metrics.reconcile(ShareGrant::CONTROLLER);
     let api = ShareGrant::api(ctx.client.clone(), grant.as_ref());
     finalizer(&api, FINALIZER, grant, |event| async {
         match event {
-            finalizer::Event::Apply(grant) => apply(&grant, &ctx).await,
+            finalizer::Event::Apply(grant) => apply(&grant, &ctx, &facts).await,
             finalizer::Event::Cleanup(grant) => Ok(cleanup(&grant)),
         }
     })
@@ -85,25 +142,75 @@ pub async fn reconcile(grant: Arc<ShareGrant>, ctx: Arc<Context>) -> Result<Acti
     .map_err(|e| Error(Box::new(e)))
 }
 
-async fn apply(grant: &ShareGrant, ctx: &Context) -> Result<Action, StepError> {
+/// The item the grant requests, from the cache; when the cache has it missing or unapproved
+/// for a grant that is still open, confirmed by reading the catalogs, since the cache may lag
+/// the approval that the webhook already saw, and a denial is final.
+async fn item(
+    grant: &ShareGrant,
+    ctx: &Context,
+    facts: &Facts,
+) -> Result<Option<ItemFacts>, StepError> {
+    let id = &grant.spec.item;
+    let cached = facts.item_in(facts.catalogs().iter().map(AsRef::as_ref), id);
+    let open = !grant
+        .status
+        .as_ref()
+        .and_then(|s| s.phase)
+        .is_some_and(is_final);
+    if !open || cached.as_ref().is_some_and(|i| i.approved) {
+        return Ok(cached);
+    }
+    debug!(item = %id, "item missing or unapproved in the cache; reading the catalogs");
+    let catalogs = Api::<DataCatalog>::all(ctx.client.clone())
+        .list(&Default::default())
+        .await
+        .map_err(|source| StepError::Catalogs {
+            item: id.clone(),
+            source,
+        })?;
+    Ok(facts.item_in(catalogs.items.iter(), id))
+}
+
+async fn apply(grant: &ShareGrant, ctx: &Context, facts: &Facts) -> Result<Action, StepError> {
+    let item = item(grant, ctx, facts).await?;
+    let namespace = grant.namespace().unwrap_or_default();
+    let name = grant.name_any();
+    let reviews = facts.reviews_of(SubjectKind::ShareGrant, &namespace, &name);
+    let regulation = facts.regulation();
     let now = Timestamp::now();
-    let problems = rules::validate(&grant.spec, now);
-    let status = rules::status(
-        &grant.spec,
-        grant.status.as_ref(),
-        grant.metadata.generation,
-        &problems,
+    let created = grant
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .map_or(now, |t| t.0);
+    let generation = grant.metadata.generation.unwrap_or_default();
+    let mut outcome = evaluate(&GrantFacts {
+        namespace: &namespace,
+        name: &name,
+        spec: &grant.spec,
+        generation,
+        created,
+        item: item.as_ref(),
+        reviews: &reviews,
+        regulation: &regulation.facts,
+        previous: grant.status.as_ref(),
         now,
+    });
+    outcome.status.endpoint =
+        served_terms(&outcome.status).map(|_| endpoint(&ctx.exchange_url, &namespace, &name));
+    set_condition(
+        &mut outcome.status.common.conditions,
+        regulation_condition(regulation.fallback.as_deref(), Some(generation), now),
     );
-    // Come back when the grant expires, if that is before the safety timer.
-    let until_expiry =
-        Duration::try_from(grant.spec.valid_until.0.duration_since(now)).unwrap_or(Duration::ZERO);
-    let requeue = if until_expiry.is_zero() {
-        SAFETY_REQUEUE
-    } else {
-        until_expiry.min(SAFETY_REQUEUE) + Duration::from_secs(1)
-    };
-    Ok(finish(ctx, grant, status, requeue).await?)
+    let requeue = requeue_at(outcome.next_wakeup, now);
+    let action = finish(ctx, grant, outcome.status, requeue).await?;
+    publish_events(ctx, grant, &outcome.events).await;
+    Ok(action)
+}
+
+/// `<exchange>/v1/grants/<namespace>/<name>`: where the grant's consumers call the exchange.
+pub fn endpoint(exchange_url: &str, namespace: &str, name: &str) -> String {
+    format!("{exchange_url}/v1/grants/{namespace}/{name}")
 }
 
 fn cleanup(grant: &ShareGrant) -> Action {

@@ -10,6 +10,7 @@ mod apply;
 pub mod backoff;
 pub mod backup;
 pub mod catalog;
+pub mod facts;
 pub mod grant;
 pub mod open;
 pub mod regulation;
@@ -49,6 +50,10 @@ pub const FINALIZER: &str = "gongshu.io/cleanup";
 pub const SAFETY_REQUEUE: Duration = Duration::from_secs(15 * 60);
 /// The controller name Events are reported under.
 pub const REPORTER: &str = "gongshu-operator";
+/// The exchange's base URL when none is configured: its Service in the operator's namespace.
+pub const DEFAULT_EXCHANGE_URL: &str = "https://gongshu-exchange.gongshu-system.svc";
+/// How soon a workflow controller looks again while its caches are still listing.
+pub const CACHE_WAIT: Duration = Duration::from_secs(2);
 
 /// What every reconcile shares.
 pub struct Context {
@@ -60,6 +65,8 @@ pub struct Context {
     pub recorder: Recorder,
     /// Per-object retry delays.
     pub backoff: Backoff,
+    /// The exchange's base URL, which active grants' endpoints are under.
+    pub exchange_url: String,
 }
 
 impl fmt::Debug for Context {
@@ -80,6 +87,49 @@ impl Context {
             client,
             metrics,
             backoff: Backoff::default(),
+            exchange_url: DEFAULT_EXCHANGE_URL.to_owned(),
+        }
+    }
+
+    /// This context with active grants' endpoints under `url`.
+    #[must_use]
+    pub fn with_exchange_url(mut self, url: &str) -> Self {
+        url.trim_end_matches('/').clone_into(&mut self.exchange_url);
+        self
+    }
+}
+
+/// When to look at an object again: at `wakeup` (a second late, so that the due time has
+/// passed), but no later than [`SAFETY_REQUEUE`].
+pub fn requeue_at(wakeup: Option<Timestamp>, now: Timestamp) -> Duration {
+    wakeup
+        .and_then(|at| Duration::try_from(at.duration_since(now)).ok())
+        .map_or(SAFETY_REQUEUE, |d| {
+            (d + Duration::from_secs(1)).min(SAFETY_REQUEUE)
+        })
+}
+
+/// Publishes the workflow's Events about `obj`; a failure is logged, not retried (the status
+/// already records what happened).
+pub async fn publish_events<K: Kind>(
+    ctx: &Context,
+    obj: &K,
+    events: &[gongshu_api::workflow::Event],
+) {
+    let reference = obj.object_ref(&());
+    for e in events {
+        let event = Event {
+            type_: match e.type_ {
+                gongshu_api::workflow::EventType::Normal => EventType::Normal,
+                gongshu_api::workflow::EventType::Warning => EventType::Warning,
+            },
+            reason: e.reason.into(),
+            note: Some(e.note.clone()),
+            action: e.action.into(),
+            secondary: None,
+        };
+        if let Err(error) = ctx.recorder.publish(&event, &reference).await {
+            warn!(%error, reason = e.reason, "cannot publish Event");
         }
     }
 }

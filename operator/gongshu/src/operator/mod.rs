@@ -33,6 +33,8 @@ pub struct Config {
     pub lease_duration: Duration,
     /// The admission webhook, served by every replica; off without a certificate.
     pub webhook: Option<crate::admission::WebhookConfig>,
+    /// The exchange's base URL, which active grants' endpoints are under.
+    pub exchange_url: String,
 }
 
 /// Why the operator could not run.
@@ -112,11 +114,10 @@ pub async fn run(config: Config) -> Result<(), OperatorError> {
         );
     }
 
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        metrics.clone(),
-        &config.identity,
-    ));
+    let ctx = Arc::new(
+        Context::new(client.clone(), metrics.clone(), &config.identity)
+            .with_exchange_url(&config.exchange_url),
+    );
 
     if config.leader_election {
         lead_when_elected(&config, client, ctx, &health, &metrics, &shutdown).await;

@@ -19,8 +19,8 @@ use tracing::{debug, error, info, warn};
 
 use crate::{
     controller::{
-        ApplyError, Context, Kind, catalog, drive, error_policy, grant, reconcile_spec_only,
-        watch_all,
+        ApplyError, Context, Kind, catalog, drive, error_policy, facts::Facts, grant,
+        reconcile_spec_only, watch_all,
     },
     health::Health,
     shutdown::Shutdown,
@@ -139,8 +139,10 @@ pub async fn run(ctx: Arc<Context>, health: Arc<Health>, stop: Shutdown) {
         return;
     }
     let client = &ctx.client;
-    let catalogs = catalog::controller(client);
-    let grants = grant::controller(client);
+    // The workflow controllers' caches live as long as this term: a new leader lists afresh.
+    let facts = Facts::start(client, &stop);
+    let catalogs = catalog::controller(client, &facts);
+    let grants = grant::controller(client, &facts);
     let datasets = watch_all::<OpenDataset>(client);
     let policies = watch_all::<BackupPolicy>(client);
     let reviews = watch_all::<Review>(client);
@@ -164,8 +166,18 @@ pub async fn run(ctx: Arc<Context>, health: Arc<Health>, stop: Shutdown) {
     info!("starting controllers");
     let controllers = async {
         tokio::join!(
-            start!(catalogs, DataCatalog, catalog::reconcile, catalog::Error),
-            start!(grants, ShareGrant, grant::reconcile, grant::Error),
+            start!(
+                catalogs,
+                DataCatalog,
+                |obj, ctx| catalog::reconcile(obj, ctx, facts.clone()),
+                catalog::Error
+            ),
+            start!(
+                grants,
+                ShareGrant,
+                |obj, ctx| grant::reconcile(obj, ctx, facts.clone()),
+                grant::Error
+            ),
             start!(datasets, OpenDataset, reconcile_spec_only, ApplyError),
             start!(policies, BackupPolicy, reconcile_spec_only, ApplyError),
             start!(reviews, Review, reconcile_spec_only, ApplyError),

@@ -1,0 +1,264 @@
+//! What the workflow controllers read besides their own object: reflector caches of Reviews,
+//! Regulations, catalogs and namespace labels, shared by the catalog and grant controllers.
+//! Until every cache has listed once the controllers do not evaluate (they requeue), because
+//! an empty cache reads as "no Review" or "no such item", and a grant denied for a missing item
+//! stays denied (SH-4).
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicUsize, Ordering},
+};
+
+use futures::{Stream, StreamExt};
+use gongshu_api::{
+    calendar::calendar_2026_cn,
+    presets::Preset,
+    v1alpha1::{DataCatalog, LABEL_DEPARTMENT, Regulation, Review, SubjectKind},
+    workflow::{RegulationFacts, ReviewFacts, grant::ItemFacts},
+};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{
+    Api, Client, Resource, ResourceExt,
+    core::PartialObjectMeta,
+    runtime::{
+        WatchStreamExt,
+        reflector::{self, ObjectRef, Store},
+        watcher,
+    },
+};
+use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
+use tracing::warn;
+
+use crate::shutdown::Shutdown;
+
+/// The name of the `Regulation` in force.
+pub const REGULATION: &str = "default";
+/// The preset in force when no valid `Regulation` named `default` exists.
+pub const FALLBACK_PRESET: Preset = Preset::Hebei;
+
+/// How many caches must list once before the controllers evaluate.
+const CACHES: usize = 4;
+
+/// The controllers' shared view of the cluster.
+#[derive(Clone)]
+pub struct Facts {
+    reviews: Store<Review>,
+    regulations: Store<Regulation>,
+    catalogs: Store<DataCatalog>,
+    namespaces: Store<PartialObjectMeta<Namespace>>,
+    synced: Arc<AtomicUsize>,
+    regulation_changed: broadcast::Sender<()>,
+}
+
+impl std::fmt::Debug for Facts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Facts")
+            .field("synced", &self.is_synced())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The regulation in force, and why it is not the `default` Regulation's if it is not.
+#[derive(Clone, Debug)]
+pub struct InForce {
+    /// The facts the workflows count deadlines with.
+    pub facts: RegulationFacts,
+    /// Set when the fallback preset is used: what is wrong with the `default` Regulation.
+    pub fallback: Option<String>,
+}
+
+impl Facts {
+    /// Starts the watches; they run until `stop`.
+    pub fn start(client: &Client, stop: &Shutdown) -> Self {
+        let synced = Arc::new(AtomicUsize::new(0));
+        let (regulation_changed, _) = broadcast::channel(16);
+        let changed = regulation_changed.clone();
+        let regulations = reflect(
+            watcher(
+                Api::<Regulation>::all(client.clone()),
+                watcher::Config::default(),
+            ),
+            &synced,
+            stop,
+            move |event| {
+                // Only edits after the initial list: those are what changes deadlines.
+                if let watcher::Event::Apply(r) | watcher::Event::Delete(r) = event
+                    && r.name_any() == REGULATION
+                {
+                    let _ = changed.send(());
+                }
+            },
+        );
+        Self {
+            reviews: reflect(
+                watcher(
+                    Api::<Review>::all(client.clone()),
+                    watcher::Config::default(),
+                ),
+                &synced,
+                stop,
+                |_| {},
+            ),
+            regulations,
+            catalogs: reflect(
+                watcher(
+                    Api::<DataCatalog>::all(client.clone()),
+                    watcher::Config::default(),
+                ),
+                &synced,
+                stop,
+                |_| {},
+            ),
+            // Labels are all the controllers need of a namespace: a metadata-only watch.
+            namespaces: reflect(
+                watcher(
+                    Api::<PartialObjectMeta<Namespace>>::all(client.clone()),
+                    watcher::Config::default(),
+                ),
+                &synced,
+                stop,
+                |_| {},
+            ),
+            synced,
+            regulation_changed,
+        }
+    }
+
+    /// Whether every cache has completed its first list.
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(Ordering::Acquire) >= CACHES
+    }
+
+    /// Fires whenever the `default` Regulation is created, changed or deleted.
+    pub fn regulation_changes(&self) -> impl Stream<Item = ()> + Send + 'static {
+        let rx = self.regulation_changed.subscribe();
+        futures::stream::unfold(rx, |mut rx| async move {
+            match rx.recv().await {
+                Ok(()) | Err(broadcast::error::RecvError::Lagged(_)) => Some(((), rx)),
+                Err(broadcast::error::RecvError::Closed) => None,
+            }
+        })
+    }
+
+    /// The regulation in force: the `default` Regulation's, or the fallback preset on the 2026
+    /// national work calendar when it is missing or invalid.
+    pub fn regulation(&self) -> InForce {
+        let fallback = |why: String| InForce {
+            facts: RegulationFacts::new(FALLBACK_PRESET, calendar_2026_cn()),
+            fallback: Some(format!(
+                "{why}; counting deadlines with the {FALLBACK_PRESET:?} preset on the 2026 national work calendar"
+            )),
+        };
+        match self.regulations.get(&ObjectRef::new(REGULATION)) {
+            None => fallback(format!("no Regulation named {REGULATION}")),
+            Some(r) => match RegulationFacts::from_spec(&r.spec) {
+                Ok(facts) => InForce {
+                    facts,
+                    fallback: None,
+                },
+                Err(problems) => fallback(format!(
+                    "Regulation {REGULATION} is invalid: {}",
+                    gongshu_api::rules::summarize(&problems)
+                )),
+            },
+        }
+    }
+
+    /// The Reviews whose subject is the `kind` object `namespace/name`.
+    pub fn reviews_of(&self, kind: SubjectKind, namespace: &str, name: &str) -> Vec<ReviewFacts> {
+        self.reviews
+            .state()
+            .iter()
+            .filter(|r| {
+                let s = &r.spec.subject;
+                s.kind == kind && s.namespace == namespace && s.name == name
+            })
+            .filter_map(|r| ReviewFacts::from_review(r))
+            .collect()
+    }
+
+    /// The department code of a namespace, from its label.
+    pub fn department_of(&self, namespace: &str) -> Option<String> {
+        self.namespaces
+            .get(&ObjectRef::new(namespace))
+            .and_then(|ns| ns.labels().get(LABEL_DEPARTMENT).cloned())
+    }
+
+    /// The cached catalogs.
+    pub fn catalogs(&self) -> Vec<Arc<DataCatalog>> {
+        self.catalogs.state()
+    }
+
+    /// Item `identifier` from the one catalog among `catalogs` that declares it; `None` if none
+    /// or several do (several is a CAT-4 conflict the webhook prevents).
+    pub fn item_in<'a>(
+        &self,
+        catalogs: impl IntoIterator<Item = &'a DataCatalog>,
+        identifier: &str,
+    ) -> Option<ItemFacts> {
+        let mut declaring = catalogs
+            .into_iter()
+            .filter(|c| c.spec.items.iter().any(|i| i.identifier == identifier));
+        let catalog = declaring.next()?;
+        if declaring.next().is_some() {
+            return None;
+        }
+        let namespace = catalog.namespace().unwrap_or_default();
+        let department = self.department_of(&namespace).unwrap_or_else(|| {
+            catalog
+                .spec
+                .items
+                .iter()
+                .find(|i| i.identifier == identifier)
+                .map(|i| i.source_department.clone())
+                .unwrap_or_default()
+        });
+        ItemFacts::from_catalog(catalog, &department, identifier)
+    }
+}
+
+fn reflect<K>(
+    stream: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    synced: &Arc<AtomicUsize>,
+    stop: &Shutdown,
+    on_event: impl Fn(&watcher::Event<K>) + Send + Sync + 'static,
+) -> Store<K>
+where
+    K: Resource<DynamicType = ()>
+        + Clone
+        + DeserializeOwned
+        + std::fmt::Debug
+        + Send
+        + Sync
+        + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let synced = synced.clone();
+    let ready = reader.clone();
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        // `reflect` writes each event to the store before passing it on, so a change seen
+        // here is already readable.
+        let run = reflector::reflector(writer, stream.default_backoff()).for_each(|event| {
+            match &event {
+                Ok(event) => on_event(event),
+                Err(error) => {
+                    warn!(kind = %K::kind(&()), %error, "controller cache watch failed; retrying")
+                }
+            }
+            futures::future::ready(())
+        });
+        tokio::select! {
+            () = run => {}
+            () = stop.wait() => {}
+        }
+    });
+    // The only waiter on this store, so it cannot steal another task's wake-up.
+    tokio::spawn(async move {
+        if ready.wait_until_ready().await.is_ok() {
+            synced.fetch_add(1, Ordering::AcqRel);
+        }
+    });
+    reader
+}
