@@ -7,22 +7,18 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use futures::StreamExt;
 use gongshu_api::v1alpha1::{DataCatalog, LABEL_DEPARTMENT, Regulation, ShareGrant};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{
-    Api, Client, Resource, ResourceExt,
+    Api, Client, ResourceExt,
     core::PartialObjectMeta,
     runtime::{
-        WatchStreamExt,
         reflector::{self, Store},
         watcher,
     },
 };
-use serde::de::DeserializeOwned;
-use tracing::warn;
 
-use crate::shutdown::Shutdown;
+use crate::{cache::reflect, shutdown::Shutdown};
 
 /// The webhook's view of the cluster.
 #[derive(Debug)]
@@ -48,6 +44,8 @@ impl Caches {
             ),
             &synced,
             &shutdown,
+            "admission",
+            |_| {},
         );
         let grants = reflect(
             watcher(
@@ -56,6 +54,8 @@ impl Caches {
             ),
             &synced,
             &shutdown,
+            "admission",
+            |_| {},
         );
         let regulations = reflect(
             watcher(
@@ -64,6 +64,8 @@ impl Caches {
             ),
             &synced,
             &shutdown,
+            "admission",
+            |_| {},
         );
         // Labels are all the webhook needs of a namespace: a metadata-only watch.
         let namespaces = reflect(
@@ -73,6 +75,8 @@ impl Caches {
             ),
             &synced,
             &shutdown,
+            "admission",
+            |_| {},
         );
         Self {
             catalogs,
@@ -103,44 +107,4 @@ impl Caches {
             .map(|r| r.spec.authority_namespace.clone())
             .unwrap_or_else(|| "gongshu-system".to_owned())
     }
-}
-
-fn reflect<K>(
-    stream: impl futures::Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-    synced: &Arc<AtomicUsize>,
-    shutdown: &Shutdown,
-) -> Store<K>
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let synced = synced.clone();
-    let ready = reader.clone();
-    let stop = shutdown.clone();
-    tokio::spawn(async move {
-        let run = stream
-            .default_backoff()
-            .reflect(writer)
-            .for_each(|event| async {
-                if let Err(error) = event {
-                    warn!(kind = %K::kind(&()), %error, "admission cache watch failed; retrying");
-                }
-            });
-        tokio::select! {
-            () = run => {}
-            () = stop.wait() => {}
-        }
-    });
-    tokio::spawn(async move {
-        if ready.wait_until_ready().await.is_ok() {
-            synced.fetch_add(1, Ordering::AcqRel);
-        }
-    });
-    reader
 }

@@ -9,7 +9,7 @@ use std::sync::{
     atomic::{AtomicUsize, Ordering},
 };
 
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use gongshu_api::{
     calendar::calendar_2026_cn,
     presets::Preset,
@@ -18,19 +18,16 @@ use gongshu_api::{
 };
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{
-    Api, Client, Resource, ResourceExt,
+    Api, Client, ResourceExt,
     core::PartialObjectMeta,
     runtime::{
-        WatchStreamExt,
-        reflector::{self, ObjectRef, Store},
+        reflector::{ObjectRef, Store},
         watcher,
     },
 };
-use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
-use tracing::warn;
 
-use crate::shutdown::Shutdown;
+use crate::{cache::reflect, shutdown::Shutdown};
 
 /// The name of the `Regulation` in force.
 pub const REGULATION: &str = "default";
@@ -81,6 +78,7 @@ impl Facts {
             ),
             &synced,
             stop,
+            "controllers",
             move |event| {
                 // Only edits after the initial list: those are what changes deadlines.
                 if let watcher::Event::Apply(r) | watcher::Event::Delete(r) = event
@@ -98,6 +96,7 @@ impl Facts {
                 ),
                 &synced,
                 stop,
+                "controllers",
                 |_| {},
             ),
             regulations,
@@ -108,6 +107,7 @@ impl Facts {
                 ),
                 &synced,
                 stop,
+                "controllers",
                 |_| {},
             ),
             // Labels are all the controllers need of a namespace: a metadata-only watch.
@@ -118,6 +118,7 @@ impl Facts {
                 ),
                 &synced,
                 stop,
+                "controllers",
                 |_| {},
             ),
             synced,
@@ -216,49 +217,4 @@ impl Facts {
         });
         ItemFacts::from_catalog(catalog, &department, identifier)
     }
-}
-
-fn reflect<K>(
-    stream: impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
-    synced: &Arc<AtomicUsize>,
-    stop: &Shutdown,
-    on_event: impl Fn(&watcher::Event<K>) + Send + Sync + 'static,
-) -> Store<K>
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + DeserializeOwned
-        + std::fmt::Debug
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let synced = synced.clone();
-    let ready = reader.clone();
-    let stop = stop.clone();
-    tokio::spawn(async move {
-        // `reflect` writes each event to the store before passing it on, so a change seen
-        // here is already readable.
-        let run = reflector::reflector(writer, stream.default_backoff()).for_each(|event| {
-            match &event {
-                Ok(event) => on_event(event),
-                Err(error) => {
-                    warn!(kind = %K::kind(&()), %error, "controller cache watch failed; retrying")
-                }
-            }
-            futures::future::ready(())
-        });
-        tokio::select! {
-            () = run => {}
-            () = stop.wait() => {}
-        }
-    });
-    // The only waiter on this store, so it cannot steal another task's wake-up.
-    tokio::spawn(async move {
-        if ready.wait_until_ready().await.is_ok() {
-            synced.fetch_add(1, Ordering::AcqRel);
-        }
-    });
-    reader
 }
