@@ -76,3 +76,42 @@ fn parse<K: serde::de::DeserializeOwned>(yaml: &str) -> K {
         Err(e) => panic!("fixture does not parse: {e}\n{yaml}"),
     }
 }
+
+/// A provider department whose catalog is [`provider_catalog`] (item identifiers unique to the
+/// test, under `prefix`) and a consumer department: the cast of most suites.
+#[derive(Debug)]
+pub struct Sharing {
+    /// The connection.
+    pub env: crate::harness::TestEnv,
+    /// The provider's namespace (its catalog is named `catalog`).
+    pub provider_ns: String,
+    /// The consumer's namespace.
+    pub consumer_ns: String,
+    /// The prefix of the catalog's item identifiers.
+    pub prefix: String,
+}
+
+impl Sharing {
+    /// Creates both departments and the catalog (waiting out the webhook's cache lag); with
+    /// `approve`, the authority approves every item with real Reviews first.
+    pub async fn new(approve: bool) -> Result<Self, crate::Error> {
+        use kube::Api;
+        let env = crate::harness::TestEnv::connect().await?;
+        let (provider_ns, provider) = env.department("provider").await?;
+        let (consumer_ns, _) = env.department("consumer").await?;
+        let prefix = format!("e2e-{}", crate::harness::random_suffix());
+        let catalogs: Api<DataCatalog> = Api::namespaced(env.client.clone(), &provider_ns);
+        let catalog = provider_catalog(&provider_ns, &provider, &prefix);
+        env.create_admitted(&catalogs, &catalog, std::time::Duration::from_secs(15))
+            .await?;
+        if approve {
+            env.approve_items(&provider_ns, "catalog").await?;
+        }
+        Ok(Self {
+            env,
+            provider_ns,
+            consumer_ns,
+            prefix,
+        })
+    }
+}

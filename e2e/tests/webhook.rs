@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use gongshu_api::v1alpha1::{DataCatalog, Review, ShareGrant};
 use gongshu_e2e::{
+    fixtures::Sharing,
     fixtures::{grant, provider_catalog},
     harness::{TestEnv, random_suffix},
 };
@@ -23,18 +24,14 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    let env = TestEnv::connect().await.expect("control plane");
-    let (provider_ns, provider) = env.department("provider").await.unwrap();
-    let (consumer_ns, _) = env.department("consumer").await.unwrap();
-    let prefix = format!("e2e-{}", random_suffix());
-    let catalogs: Api<DataCatalog> = Api::namespaced(env.client.clone(), &provider_ns);
-    env.create_admitted(
-        &catalogs,
-        &provider_catalog(&provider_ns, &provider, &prefix),
-        CACHE_LAG,
-    )
-    .await
-    .unwrap();
+    let Sharing {
+        env,
+        provider_ns,
+        consumer_ns,
+        prefix,
+    } = Sharing::new(false)
+        .await
+        .expect("provider and consumer departments");
     Setup {
         env,
         provider_ns,

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use gongshu_api::v1alpha1::{DataCatalog, GrantPhase, ItemReview, ShareGrant};
 use gongshu_e2e::{
-    fixtures::{grant, provider_catalog},
+    fixtures::Sharing,
+    fixtures::grant,
     harness::{TestEnv, random_suffix},
 };
 use kube::Api;
@@ -29,21 +30,14 @@ struct Setup {
 
 impl Setup {
     async fn new(approve: bool) -> Self {
-        let env = TestEnv::connect().await.expect("control plane");
-        let (provider_ns, provider) = env.department("provider").await.unwrap();
-        let (consumer_ns, _) = env.department("consumer").await.unwrap();
-        let prefix = format!("wf-{}", random_suffix());
-        let catalogs: Api<DataCatalog> = Api::namespaced(env.client.clone(), &provider_ns);
-        env.create_admitted(
-            &catalogs,
-            &provider_catalog(&provider_ns, &provider, &prefix),
-            CACHE_LAG,
-        )
-        .await
-        .unwrap();
-        if approve {
-            env.approve_items(&provider_ns, "catalog").await.unwrap();
-        }
+        let Sharing {
+            env,
+            provider_ns,
+            consumer_ns,
+            prefix,
+        } = Sharing::new(approve)
+            .await
+            .expect("provider and consumer departments");
         Self {
             env,
             provider_ns,
