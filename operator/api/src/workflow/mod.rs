@@ -197,6 +197,19 @@ pub enum EventType {
     Warning,
 }
 
+/// What an evaluation gives the controller: the status to write, when to evaluate again, and
+/// the Events for what changed since the previous status.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation<S> {
+    /// The new status.
+    pub status: S,
+    /// When to evaluate again: the earliest future due time (or expiry, or re-evaluation
+    /// date), so that breaches are recorded on time; `None` when nothing is pending.
+    pub next_wakeup: Option<Timestamp>,
+    /// Events for what changed since the previous status.
+    pub events: Vec<Event>,
+}
+
 /// A Kubernetes Event to emit about the evaluated object.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Event {

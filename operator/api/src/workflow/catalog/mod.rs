@@ -66,15 +66,7 @@ pub struct CatalogFacts<'a> {
 }
 
 /// What the controller writes, emits and waits for.
-#[derive(Clone, Debug, PartialEq)]
-pub struct CatalogOutcome {
-    /// The new status.
-    pub status: DataCatalogStatus,
-    /// When to evaluate again: the earliest future due time or re-evaluation date.
-    pub next_wakeup: Option<Timestamp>,
-    /// Events for what changed since the previous status.
-    pub events: Vec<Event>,
-}
+pub type CatalogOutcome = super::Evaluation<DataCatalogStatus>;
 
 /// Evaluates the review workflow of every item of a catalog: the new status, when to look
 /// again, and the events to emit. Pure and deterministic; evaluating the output again with the

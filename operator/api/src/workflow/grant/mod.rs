@@ -35,7 +35,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::ResourceExt;
 
-use super::{Event, RegulationFacts, ReviewFacts, catalog::is_item_approved, deadline};
+use super::{RegulationFacts, ReviewFacts, catalog::is_item_approved, deadline};
 use crate::{
     rules,
     v1alpha1::{
@@ -142,16 +142,7 @@ pub struct GrantFacts<'a> {
 }
 
 /// What the controller writes, emits and waits for.
-#[derive(Clone, Debug, PartialEq)]
-pub struct GrantOutcome {
-    /// The new status.
-    pub status: ShareGrantStatus,
-    /// When to evaluate again: the earliest future due time or expiry, so that breaches and
-    /// expiry are recorded on time. `None` once the grant is final.
-    pub next_wakeup: Option<Timestamp>,
-    /// Events for what changed since the previous status.
-    pub events: Vec<Event>,
-}
+pub type GrantOutcome = super::Evaluation<ShareGrantStatus>;
 
 /// Whether `phase` ends the grant for good: only a new grant can follow it.
 pub fn is_final(phase: GrantPhase) -> bool {

@@ -133,11 +133,7 @@ fn standing(status: &ShareGrantStatus) -> Standing {
             )
         }
         State::Denied => {
-            let reason = status
-                .decision
-                .as_ref()
-                .and_then(|d| d.reason.clone())
-                .unwrap_or_default();
+            let reason = decision_reason(status);
             let message = format!(
                 "the change in generation {generation} was denied: {reason}; {}: restore those terms, or request the data with a new ShareGrant",
                 serving.unwrap_or_default()
@@ -150,11 +146,7 @@ fn standing(status: &ShareGrantStatus) -> Standing {
             )
         }
         State::Returned => {
-            let reason = status
-                .decision
-                .as_ref()
-                .and_then(|d| d.reason.clone())
-                .unwrap_or_default();
+            let reason = decision_reason(status);
             let message = format!(
                 "generation {generation} returned for changes: {reason}; edit the grant to request again{}",
                 serving.map(|s| format!("; {s}")).unwrap_or_default()
@@ -306,4 +298,13 @@ pub(super) fn next_wakeup(status: &ShareGrantStatus, facts: &GrantFacts<'_>) -> 
     let due = deadline::next_due(&status.deadlines, facts.now);
     let end = Some(licence_end(status, facts)).filter(|&end| end > facts.now);
     [due, end].into_iter().flatten().min()
+}
+
+/// The reasons of the decision recorded in `status`, or nothing.
+fn decision_reason(status: &ShareGrantStatus) -> String {
+    status
+        .decision
+        .as_ref()
+        .and_then(|d| d.reason.clone())
+        .unwrap_or_default()
 }
