@@ -16,6 +16,47 @@ use crate::{
     process::Process,
 };
 
+/// Installs what the operator needs on the cluster of `kubeconfig`, as the chart would: the
+/// CRDs from `<repo>/crds` (waiting until they are established), then `<repo>/deploy/rbac.yaml`
+/// (the operator's namespace, ServiceAccount and least-privilege RBAC). Idempotent.
+pub fn install(kubectl: &Path, kubeconfig: &Path, repo: &Path) -> Result<(), Error> {
+    let run = |args: &[&std::ffi::OsStr]| -> Result<(), Error> {
+        let out = Command::new(kubectl)
+            .env("KUBECONFIG", kubeconfig)
+            .args(args)
+            .output()
+            .map_err(|e| Error::Spawn {
+                program: "kubectl".into(),
+                source: e,
+            })?;
+        if out.status.success() {
+            return Ok(());
+        }
+        Err(Error::Harness(format!(
+            "kubectl {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )))
+    };
+    let crds = repo.join("crds");
+    let rbac = repo.join("deploy/rbac.yaml");
+    run(&[
+        "apply".as_ref(),
+        "--server-side".as_ref(),
+        "--field-manager=gongshu-e2e".as_ref(),
+        "-f".as_ref(),
+        crds.as_os_str(),
+    ])?;
+    run(&[
+        "wait",
+        "--for=condition=Established",
+        "crd",
+        "--all",
+        "--timeout=60s",
+    ]
+    .map(AsRef::as_ref))?;
+    run(&["apply".as_ref(), "-f".as_ref(), rbac.as_os_str()])
+}
+
 /// How long the operator's ServiceAccount token is valid.
 const TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 

@@ -9,7 +9,6 @@
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
-    process::Command,
     time::{Duration, Instant},
 };
 
@@ -89,35 +88,8 @@ impl Cluster {
             .expect("control plane starts");
         let client = plane.client().await.expect("admin client");
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let kubectl = |args: &[&str]| {
-            let mut cmd = Command::new(&bins.kubectl);
-            cmd.env("KUBECONFIG", plane.kubeconfig()).args(args);
-            cmd
-        };
-        let run = |cmd: &mut Command| {
-            let out = cmd.output().expect("kubectl runs");
-            assert!(
-                out.status.success(),
-                "{cmd:?} failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        run(kubectl(&[
-            "apply",
-            "--server-side",
-            "--field-manager=gongshu-e2e",
-            "-f",
-        ])
-        .arg(repo.join("crds")));
-        run(&mut kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "crd",
-            "--all",
-            "--timeout=60s",
-        ]));
-        run(&mut kubectl(&["create", "namespace", AUTHORITY_NAMESPACE]));
-        run(kubectl(&["apply", "-f"]).arg(repo.join("deploy/rbac.yaml")));
+        gongshu_e2e::operator::install(&upstream::binaries().kubectl, plane.kubeconfig(), &repo)
+            .expect("CRDs and operator RBAC install");
         let dir = plane.dir().to_path_buf();
         Self {
             operators: Vec::new(),

@@ -18,24 +18,7 @@ pub async fn up() -> Result {
         cmd
     };
     let repo = repo();
-    run(kubectl(&[
-        "apply",
-        "--server-side",
-        "--field-manager=gongshu-xtask",
-        "-f",
-    ])
-    .arg(repo.join("crds")))?;
-    run(&mut kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ]))?;
-    // The operator's namespace holds its leader-election Lease; a chart would create it.
-    run(kubectl(&["apply", "-f"]).arg(repo.join("examples/00-namespaces.yaml")))?;
-    run(kubectl(&["apply", "-f"]).arg(repo.join("deploy/rbac.yaml")))?;
-
+    gongshu_e2e::operator::install(&bins.kubectl, &kubeconfig, &repo)?;
     let pids = cluster_dir().join(OPERATOR_PIDS);
     if process::all_alive(&pids) {
         eprintln!("operator already running");

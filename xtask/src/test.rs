@@ -45,24 +45,7 @@ pub async fn run_all(lint: bool) -> Result {
         cmd.env("KUBECONFIG", plane.kubeconfig()).args(args);
         cmd
     };
-    run(kubectl(&[
-        "apply",
-        "--server-side",
-        "-f",
-        &repo().join("crds").display().to_string(),
-    ])
-    .arg("--field-manager=gongshu-xtask"))?;
-    run(&mut kubectl(&[
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ]))?;
-    // The operator's namespace holds its leader-election Lease; a chart would create it. The
-    // operator runs with its own least-privilege ServiceAccount, never the admin's rights.
-    run(&mut kubectl(&["create", "namespace", "gongshu-system"]))?;
-    run(kubectl(&["apply", "-f"]).arg(repo().join("deploy/rbac.yaml")))?;
+    gongshu_e2e::operator::install(&bins.kubectl, plane.kubeconfig(), &repo())?;
     let log = dir.join("logs").join("operator.log");
     let operator = gongshu_e2e::operator::start(
         &target_dir().join("debug").join("gongshu"),
