@@ -47,6 +47,36 @@ spec:
     parse(&yaml)
 }
 
+/// A provider catalog in `namespace` of `department` declaring `<prefix>.households`
+/// (conditional, as in [`provider_catalog`]) and `<prefix>.licences` (unconditional: shared
+/// without the provider's review, SH-1, SH-4 first row).
+pub fn mixed_catalog(namespace: &str, department: &str, prefix: &str) -> DataCatalog {
+    let mut catalog = provider_catalog(namespace, department, prefix);
+    catalog
+        .spec
+        .items
+        .retain(|i| i.identifier == format!("{prefix}.households"));
+    let yaml = format!(
+        r#"
+identifier: {prefix}.licences
+title: Business licences
+sourceDepartment: {department}
+tier: base
+classification: {{category: legal-entities/registration, grade: general}}
+format: table
+updateFrequency: daily
+shareType: unconditional
+fields:
+  - {{name: credit_code, type: string, sensitivity: public}}
+  - {{name: name, type: string, sensitivity: public}}
+source:
+  postgres: {{connectionSecretRef: {{name: db, key: uri}}, table: licences, keyColumns: [credit_code]}}
+"#
+    );
+    catalog.spec.items.push(parse(&yaml));
+    catalog
+}
+
 /// A grant named `name` in `namespace` for `item`'s `fields` in `mode`.
 pub fn grant(namespace: &str, name: &str, item: &str, fields: &[&str], mode: &str) -> ShareGrant {
     let yaml = format!(

@@ -57,6 +57,11 @@ impl TestEnv {
         })
     }
 
+    /// A connection through `client`, whose admin kubeconfig is `kubeconfig`.
+    pub fn new(client: Client, kubeconfig: PathBuf) -> Self {
+        Self { client, kubeconfig }
+    }
+
     /// The admin kubeconfig.
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
@@ -210,9 +215,11 @@ impl TestEnv {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             match api.create(&PostParams::default(), obj).await {
-                // Webhook denials come back as 400 (kube's AdmissionResponse::deny) or 403.
+                // Webhook denials come back as 400 (kube's AdmissionResponse::deny) or 403; a
+                // webhook that is still starting fails the call ("failed calling webhook").
                 Err(kube::Error::Api(e))
-                    if e.message.contains("admission webhook")
+                    if (e.message.contains("admission webhook")
+                        || e.message.contains("failed calling webhook"))
                         && tokio::time::Instant::now() < deadline =>
                 {
                     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -5,11 +5,14 @@
 //! - [`pki`] and [`controlplane`] start them on loopback with TLS, RBAC and ServiceAccount
 //!   tokens, and stop them with nothing left behind.
 //! - [`harness`] gives each integration test a client and a fresh namespace on the control
-//!   plane that `cargo xtask test` started.
+//!   plane that `cargo xtask test` started; [`cluster`] gives a test or a benchmark a control
+//!   plane of its own with operators it starts; [`observe`] reads logs, metrics and Events.
 
+pub mod cluster;
 pub mod controlplane;
 pub mod fixtures;
 pub mod harness;
+pub mod observe;
 pub mod operator;
 pub mod pki;
 pub mod process;

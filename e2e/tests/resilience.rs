@@ -12,22 +12,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use gongshu_api::v1alpha1::{DataCatalog, GrantPhase, ItemReview, Review, ShareGrant};
+use gongshu_api::v1alpha1::{DataCatalog, GrantPhase, ShareGrant};
 use gongshu_e2e::{
-    controlplane::{ControlPlane, DEFAULT_READY_TIMEOUT},
+    cluster::{OwnCluster, operator_binary},
     fixtures::{grant, provider_catalog},
-    harness::{E2E_LABEL, random_suffix},
-    operator,
-    process::Process,
-    upstream,
+    harness::random_suffix,
+    observe::{self, find_line},
 };
 use k8s_openapi::api::{
     admissionregistration::v1::ValidatingWebhookConfiguration, coordination::v1::Lease,
-    core::v1::Namespace, events::v1::Event as K8sEvent,
 };
 use kube::{
     Api, Client, Resource,
-    api::{ListParams, ObjectMeta, PostParams},
     runtime::wait::{Condition, await_condition},
 };
 use serde::de::DeserializeOwned;
@@ -37,169 +33,58 @@ use serde_json::json;
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 const AUTHORITY_NAMESPACE: &str = "gongshu-system";
-const LOG_FILTER: &str = "info,gongshu=debug,kube=warn";
 const WAIT: Duration = Duration::from_secs(60);
 
-/// The operator binary `cargo xtask test` builds before the suites run.
-fn operator_binary() -> PathBuf {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let target =
-        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo.join("target"), PathBuf::from);
-    let binary = target.join("debug").join("gongshu");
-    assert!(
-        binary.exists(),
-        "operator binary {} is missing: run the suite with `cargo xtask test` (or `cargo build -p gongshu` first)",
-        binary.display()
-    );
-    binary
+/// A fresh control plane with the CRDs and RBAC installed.
+async fn cluster() -> OwnCluster {
+    OwnCluster::start("resilience")
+        .await
+        .expect("control plane starts")
 }
 
-/// A fresh control plane with the CRDs, the operator's namespace and RBAC installed, and the
-/// operators started on it, which are stopped (SIGTERM) before the control plane.
-struct Cluster {
-    operators: Vec<Process>,
-    plane: Option<ControlPlane>,
-    dir: PathBuf,
-    client: Client,
+/// Starts an operator (the debug build `cargo xtask test` made) logging to `logs/<name>.log`;
+/// returns its index and log.
+async fn operator(c: &mut OwnCluster, name: &str, env: &[(&str, &str)]) -> (usize, PathBuf) {
+    let binary = operator_binary("debug").expect("operator built");
+    c.start_operator(&binary, name, env)
+        .await
+        .expect("operator starts")
 }
 
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        while let Some(p) = self.operators.pop() {
-            p.stop(Duration::from_secs(10));
-        }
-        drop(self.plane.take());
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
+async fn create_admitted<K>(c: &OwnCluster, api: &Api<K>, obj: &K) -> K
+where
+    K: Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
+{
+    c.env
+        .create_admitted(api, obj, Duration::from_secs(30))
+        .await
+        .expect("created")
 }
 
-impl Cluster {
-    async fn start() -> Self {
-        let bins = upstream::binaries();
-        assert!(
-            bins.kube_apiserver.exists(),
-            "upstream binaries missing: run `cargo xtask upstream`"
-        );
-        let dir = std::env::temp_dir().join(format!("gongshu-resilience-{}", random_suffix()));
-        let plane = ControlPlane::start(&dir, &bins, DEFAULT_READY_TIMEOUT)
-            .await
-            .expect("control plane starts");
-        let client = plane.client().await.expect("admin client");
-        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        gongshu_e2e::operator::install(&upstream::binaries().kubectl, plane.kubeconfig(), &repo)
-            .expect("CRDs and operator RBAC install");
-        let dir = plane.dir().to_path_buf();
-        Self {
-            operators: Vec::new(),
-            plane: Some(plane),
-            dir,
-            client,
-        }
-    }
+async fn department(c: &OwnCluster, code: &str) -> (String, String) {
+    c.env.department(code).await.expect("department namespace")
+}
 
-    /// Starts an operator logging to `logs/<name>.log`; returns its index and log.
-    async fn operator(&mut self, name: &str, env: &[(&str, &str)]) -> (usize, PathBuf) {
-        let log = self.dir.join("logs").join(format!("{name}.log"));
-        let mut all = vec![("RUST_LOG", LOG_FILTER)];
-        all.extend_from_slice(env);
-        let p = operator::start(&operator_binary(), &self.dir, &log, &all)
-            .await
-            .expect("operator starts");
-        self.operators.push(p);
-        (self.operators.len() - 1, log)
-    }
+async fn review(c: &OwnCluster, namespace: &str, subject: serde_json::Value, decision: &str) {
+    let name = format!("{decision}-{}", random_suffix());
+    c.env
+        .review(namespace, &name, subject, decision, "")
+        .await
+        .expect("review created");
+}
 
-    /// A department namespace `<code>-<random>` (level `city`); returns (namespace, code).
-    async fn department(&self, code: &str) -> (String, String) {
-        let name = format!("{code}-{}", random_suffix());
-        let labels: BTreeMap<String, String> = [
-            (gongshu_api::v1alpha1::LABEL_DEPARTMENT, name.as_str()),
-            (gongshu_api::v1alpha1::LABEL_LEVEL, "city"),
-            (E2E_LABEL, "true"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-        let ns = Namespace {
-            metadata: ObjectMeta {
-                name: Some(name.clone()),
-                labels: Some(labels),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        Api::<Namespace>::all(self.client.clone())
-            .create(&PostParams::default(), &ns)
-            .await
-            .unwrap();
-        (name.clone(), name)
-    }
-
-    /// Creates `obj`, retrying while the webhook denies it (caches not synced yet) or cannot
-    /// be called (a replica that registered it is still starting).
-    async fn create_admitted<K>(&self, api: &Api<K>, obj: &K) -> K
-    where
-        K: Resource + Clone + DeserializeOwned + serde::Serialize + std::fmt::Debug,
-    {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match api.create(&PostParams::default(), obj).await {
-                Err(kube::Error::Api(e))
-                    if (e.message.contains("admission webhook")
-                        || e.message.contains("failed calling webhook"))
-                        && Instant::now() < deadline =>
-                {
-                    tokio::time::sleep(Duration::from_millis(200)).await;
-                }
-                other => return other.expect("created"),
-            }
-        }
-    }
-
-    async fn review(&self, namespace: &str, subject: serde_json::Value, decision: &str) {
-        let review: Review = serde_json::from_value(json!({
-            "apiVersion": "gongshu.io/v1alpha1",
-            "kind": "Review",
-            "metadata": {"name": format!("{decision}-{}", random_suffix()), "namespace": namespace},
-            "spec": {
-                "subject": subject,
-                "decision": decision,
-                "reason": "",
-                "legalBasis": "Regulations on Government Data Sharing art. 12",
-            },
-        }))
-        .unwrap();
-        self.create_admitted(&Api::namespaced(self.client.clone(), namespace), &review)
-            .await;
-    }
-
-    /// A provider department with an approved catalog (`<prefix>.households` conditional);
-    /// returns (provider namespace, prefix).
-    async fn approved_catalog(&self) -> (String, String) {
-        let (ns, code) = self.department("provider").await;
-        let prefix = format!("rs-{}", random_suffix());
-        let catalogs: Api<DataCatalog> = Api::namespaced(self.client.clone(), &ns);
-        let catalog = provider_catalog(&ns, &code, &prefix);
-        self.create_admitted(&catalogs, &catalog).await;
-        for item in &catalog.spec.items {
-            self.review(
-                AUTHORITY_NAMESPACE,
-                json!({"kind": "CatalogItem", "namespace": ns, "name": "catalog", "item": item.identifier}),
-                "approve",
-            )
-            .await;
-        }
-        let count = catalog.spec.items.len();
-        wait_for(catalogs, "catalog", move |c: Option<&DataCatalog>| {
-            c.and_then(|c| c.status.as_ref()).is_some_and(|s| {
-                s.items.len() == count && s.items.iter().all(|i| i.review == ItemReview::Approved)
-            })
-        })
-        .await;
-        (ns, prefix)
-    }
+/// A provider department with an approved catalog (`<prefix>.households` conditional);
+/// returns (provider namespace, prefix).
+async fn approved_catalog(c: &OwnCluster) -> (String, String) {
+    let (ns, code) = department(c, "provider").await;
+    let prefix = format!("rs-{}", random_suffix());
+    let catalogs: Api<DataCatalog> = Api::namespaced(c.env.client.clone(), &ns);
+    create_admitted(c, &catalogs, &provider_catalog(&ns, &code, &prefix)).await;
+    c.env
+        .approve_items(&ns, "catalog")
+        .await
+        .expect("items approved");
+    (ns, prefix)
 }
 
 async fn wait_for<K>(api: Api<K>, name: &str, cond: impl Condition<K>) -> K
@@ -223,88 +108,28 @@ fn phase_is(phase: GrantPhase) -> impl Condition<ShareGrant> {
     }
 }
 
-fn read_log(log: &Path) -> String {
-    std::fs::read_to_string(log).unwrap_or_default()
-}
-
-/// Waits until a line of `log` contains every one of `needles`; returns that line.
-async fn wait_log(log: &Path, needles: &[&str], timeout: Duration) -> String {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(line) = find_line(log, needles) {
-            return line;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no line with {needles:?} in {} after {timeout:?}; last lines:\n{}",
-            log.display(),
-            gongshu_e2e::process::tail(log, 30)
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-fn find_line(log: &Path, needles: &[&str]) -> Option<String> {
-    read_log(log)
-        .lines()
-        .find(|l| needles.iter().all(|n| l.contains(n)))
-        .map(str::to_owned)
-}
-
 /// The `<Kind>.v1alpha1.gongshu.io/<name>.<namespace>` the controllers log objects as.
 fn object_ref(kind: &str, namespace: &str, name: &str) -> String {
     format!("{kind}.v1alpha1.gongshu.io/{name}.{namespace}")
 }
 
-/// Events about `name` in `namespace` by reason, counting each occurrence of a series.
-async fn events_of(client: &Client, namespace: &str, name: &str) -> BTreeMap<String, i32> {
-    let events: Api<K8sEvent> = Api::namespaced(client.clone(), namespace);
-    let mut counts = BTreeMap::new();
-    for e in events.list(&ListParams::default()).await.unwrap() {
-        if e.regarding.as_ref().and_then(|r| r.name.as_deref()) != Some(name) {
-            continue;
-        }
-        let n = e.series.as_ref().map_or(1, |s| s.count);
-        *counts.entry(e.reason.unwrap_or_default()).or_insert(0) += n;
-    }
-    counts
-}
-
-/// The admin address an operator logged.
-fn admin_addr(log: &Path) -> String {
-    let line = find_line(log, &["admin server listening"]).expect("admin address logged");
-    line.split_once("addr=")
-        .map(|(_, rest)| {
-            rest.split_whitespace()
-                .next()
-                .unwrap_or_default()
-                .to_owned()
-        })
-        .expect("addr= in the line")
-}
-
 /// The `gongshu_leader` gauge from an operator's `/metrics`.
 async fn leader_gauge(addr: &str) -> f64 {
-    use std::io::{Read, Write};
-    let addr = addr.to_owned();
-    let body = tokio::task::spawn_blocking(move || {
-        let mut stream = std::net::TcpStream::connect(&addr).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        stream
-            .write_all(b"GET /metrics HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            .unwrap();
-        let mut body = String::new();
-        stream.read_to_string(&mut body).unwrap();
-        body
-    })
-    .await
-    .unwrap();
-    body.lines()
-        .find_map(|l| l.strip_prefix("gongshu_leader "))
-        .and_then(|v| v.trim().parse().ok())
+    let body = observe::scrape(addr).await.expect("/metrics");
+    observe::metric_sum(&body, "gongshu_leader", &[])
         .unwrap_or_else(|| panic!("no gongshu_leader in /metrics:\n{body}"))
+}
+
+async fn wait_log(log: &Path, needles: &[&str], timeout: Duration) -> String {
+    observe::wait_log(log, needles, timeout).await.unwrap()
+}
+
+async fn events_of(client: &Client, namespace: &str, name: &str) -> BTreeMap<String, i32> {
+    observe::events_of(client, namespace, name).await.unwrap()
+}
+
+fn admin_addr(log: &Path) -> String {
+    observe::admin_addr(log).unwrap()
 }
 
 async fn lease_holder(client: &Client) -> Option<String> {
@@ -319,14 +144,14 @@ async fn lease_holder(client: &Client) -> Option<String> {
 #[tokio::test]
 async fn an_operator_restart_mid_workflow_resumes_from_status_without_double_counting() {
     let _serial = SERIAL.lock().await;
-    let mut c = Cluster::start().await;
+    let mut c = cluster().await;
     let lease = [("GONGSHU_LEASE_DURATION_SECONDS", "4")];
-    let (first, log1) = c.operator("operator-1", &lease).await;
+    let (first, log1) = operator(&mut c, "operator-1", &lease).await;
     wait_log(&log1, &["registered the admission webhook"], WAIT).await;
 
-    let (provider_ns, prefix) = c.approved_catalog().await;
-    let (consumer_ns, _) = c.department("consumer").await;
-    let grants: Api<ShareGrant> = Api::namespaced(c.client.clone(), &consumer_ns);
+    let (provider_ns, prefix) = approved_catalog(&c).await;
+    let (consumer_ns, _) = department(&c, "consumer").await;
+    let grants: Api<ShareGrant> = Api::namespaced(c.env.client.clone(), &consumer_ns);
     let g = grant(
         &consumer_ns,
         "allowance",
@@ -334,7 +159,7 @@ async fn an_operator_restart_mid_workflow_resumes_from_status_without_double_cou
         &["citizen_id", "name"],
         "api",
     );
-    c.create_admitted(&grants, &g).await;
+    create_admitted(&c, &grants, &g).await;
     let before = wait_for(
         grants.clone(),
         "allowance",
@@ -350,7 +175,7 @@ async fn an_operator_restart_mid_workflow_resumes_from_status_without_double_cou
     // The transition's Event is published after the status is written.
     let deadline = Instant::now() + Duration::from_secs(10);
     let events_before = loop {
-        let events = events_of(&c.client, &consumer_ns, "allowance").await;
+        let events = events_of(&c.env.client, &consumer_ns, "allowance").await;
         if events.contains_key("ProviderReview") || Instant::now() > deadline {
             break events;
         }
@@ -363,11 +188,11 @@ async fn an_operator_restart_mid_workflow_resumes_from_status_without_double_cou
     );
 
     // A crash: no graceful shutdown, no Lease release.
-    let mut crashed = c.operators.remove(first);
+    let mut crashed = c.forget_operator(first).unwrap();
     crashed.child.kill().unwrap();
     crashed.child.wait().unwrap();
 
-    let (_, log2) = c.operator("operator-2", &lease).await;
+    let (_, log2) = operator(&mut c, "operator-2", &lease).await;
     // The new process waits for the crashed one's Lease to expire, then reconciles the grant.
     wait_log(&log2, &["acquired the lease; leading"], WAIT).await;
     let grant_ref = object_ref("ShareGrant", &consumer_ns, "allowance");
@@ -388,14 +213,15 @@ async fn an_operator_restart_mid_workflow_resumes_from_status_without_double_cou
         after.metadata.resource_version, before.metadata.resource_version,
         "the restart writes nothing"
     );
-    let events_after = events_of(&c.client, &consumer_ns, "allowance").await;
+    let events_after = events_of(&c.env.client, &consumer_ns, "allowance").await;
     assert_eq!(
         events_after, events_before,
         "no Event is published again for a transition the crashed process already reported"
     );
 
     // The workflow goes on under the new process.
-    c.review(
+    review(
+        &c,
         &provider_ns,
         json!({"kind": "ShareGrant", "namespace": consumer_ns, "name": "allowance"}),
         "approve",
@@ -414,7 +240,7 @@ async fn an_operator_restart_mid_workflow_resumes_from_status_without_double_cou
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     let events_final = loop {
-        let events = events_of(&c.client, &consumer_ns, "allowance").await;
+        let events = events_of(&c.env.client, &consumer_ns, "allowance").await;
         if events.contains_key("Active") || Instant::now() > deadline {
             break events;
         }
@@ -436,26 +262,22 @@ async fn an_operator_restart_mid_workflow_resumes_from_status_without_double_cou
 #[tokio::test]
 async fn only_the_leader_writes_and_a_standby_takes_over() {
     let _serial = SERIAL.lock().await;
-    let mut c = Cluster::start().await;
+    let mut c = cluster().await;
     let lease = ("GONGSHU_LEASE_DURATION_SECONDS", "4");
     // Replica a starts first and takes the Lease; replica b starts second, so its webhook
     // registration is the one in force (the last one wins). Stopping the leader a therefore
     // leaves admission working; stopping b would leave the webhook pointing at a dead port and
     // admission failing closed until a replica registers again.
-    let (a, log_a) = c
-        .operator("replica-a", &[lease, ("POD_NAME", "replica-a")])
-        .await;
+    let (a, log_a) = operator(&mut c, "replica-a", &[lease, ("POD_NAME", "replica-a")]).await;
     wait_log(&log_a, &["acquired the lease; leading"], WAIT).await;
     wait_log(&log_a, &["registered the admission webhook"], WAIT).await;
-    let (_, log_b) = c
-        .operator("replica-b", &[lease, ("POD_NAME", "replica-b")])
-        .await;
+    let (_, log_b) = operator(&mut c, "replica-b", &[lease, ("POD_NAME", "replica-b")]).await;
     let registered = wait_log(&log_b, &["registered the admission webhook"], WAIT).await;
     let url_b = registered
         .split_once("url=")
         .map(|(_, rest)| rest.trim().to_owned())
         .expect("url= in the line");
-    let webhooks: Api<ValidatingWebhookConfiguration> = Api::all(c.client.clone());
+    let webhooks: Api<ValidatingWebhookConfiguration> = Api::all(c.env.client.clone());
     let in_force = webhooks.get("gongshu").await.unwrap();
     let urls: Vec<_> = in_force
         .webhooks
@@ -470,7 +292,10 @@ async fn only_the_leader_writes_and_a_standby_takes_over() {
     );
     wait_log(&log_a, &["initial lists complete"], WAIT).await;
 
-    assert_eq!(lease_holder(&c.client).await.as_deref(), Some("replica-a"));
+    assert_eq!(
+        lease_holder(&c.env.client).await.as_deref(),
+        Some("replica-a")
+    );
     let (addr_a, addr_b) = (admin_addr(&log_a), admin_addr(&log_b));
     assert!(
         (leader_gauge(&addr_a).await - 1.0).abs() < f64::EPSILON,
@@ -482,9 +307,10 @@ async fn only_the_leader_writes_and_a_standby_takes_over() {
     );
 
     // A new object is reconciled by the leader only.
-    let (ns1, code1) = c.department("provider").await;
-    let catalogs: Api<DataCatalog> = Api::namespaced(c.client.clone(), &ns1);
-    c.create_admitted(
+    let (ns1, code1) = department(&c, "provider").await;
+    let catalogs: Api<DataCatalog> = Api::namespaced(c.env.client.clone(), &ns1);
+    create_admitted(
+        &c,
         &catalogs,
         &provider_catalog(&ns1, &code1, &format!("la-{}", random_suffix())),
     )
@@ -511,7 +337,7 @@ async fn only_the_leader_writes_and_a_standby_takes_over() {
     );
 
     // A graceful stop releases the Lease; the standby takes over well before it would expire.
-    let leader = c.operators.remove(a);
+    let leader = c.forget_operator(a).unwrap();
     let stopped = Instant::now();
     assert!(
         leader.stop(Duration::from_secs(15)),
@@ -532,15 +358,19 @@ async fn only_the_leader_writes_and_a_standby_takes_over() {
         took_over < Duration::from_secs(10),
         "took over in {took_over:?}"
     );
-    assert_eq!(lease_holder(&c.client).await.as_deref(), Some("replica-b"));
+    assert_eq!(
+        lease_holder(&c.env.client).await.as_deref(),
+        Some("replica-b")
+    );
     assert!(
         (leader_gauge(&addr_b).await - 1.0).abs() < f64::EPSILON,
         "b leads"
     );
 
-    let (ns2, code2) = c.department("provider").await;
-    let catalogs: Api<DataCatalog> = Api::namespaced(c.client.clone(), &ns2);
-    c.create_admitted(
+    let (ns2, code2) = department(&c, "provider").await;
+    let catalogs: Api<DataCatalog> = Api::namespaced(c.env.client.clone(), &ns2);
+    create_admitted(
+        &c,
         &catalogs,
         &provider_catalog(&ns2, &code2, &format!("lb-{}", random_suffix())),
     )

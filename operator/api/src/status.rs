@@ -20,6 +20,9 @@ pub const STALLED: &str = "Stalled";
 /// Condition type on a `Regulation`: the work calendar has no holiday data for a year deadlines
 /// are being counted in, so only weekends count as rest days there (abnormal-true).
 pub const CALENDAR_INCOMPLETE: &str = "CalendarIncomplete";
+/// Condition type on a `Regulation`: drill mode, working days last seconds instead of days
+/// (abnormal-true: deadlines are not the law's).
+pub const DRILL: &str = "Drill";
 
 /// Condition status `True`.
 pub const TRUE: &str = "True";
@@ -52,6 +55,10 @@ pub const RECONCILED: &str = "Reconciled";
 pub const YEAR_NOT_COVERED: &str = "YearNotCovered";
 /// Reason (for `CalendarIncomplete=False`): every year in use has holiday data.
 pub const YEARS_COVERED: &str = "YearsCovered";
+/// Reason (for `Drill`): a working day lasts `workingDaySeconds`.
+pub const DRILL_MODE: &str = "DrillMode";
+/// Reason (for `Drill=False`): deadlines are counted on the real calendar.
+pub const REAL_CALENDAR: &str = "RealCalendar";
 /// Event reason: an object left the `Stalled` state.
 pub const RECOVERED: &str = "Recovered";
 

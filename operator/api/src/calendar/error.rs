@@ -43,6 +43,13 @@ pub enum CalendarError {
         /// The contradictory date.
         date: Date,
     },
+    /// A drill-mode working day that is not positive or longer than a calendar day, or a
+    /// drill deadline too far away to represent.
+    #[error("a drill working day must last between 1 second and 24 hours, not {length:#}")]
+    DrillDayLength {
+        /// The length as given.
+        length: jiff::SignedDuration,
+    },
     /// No working day follows `after` within `searched_days` days.
     #[error("no working day within {searched_days} days after {after}")]
     NoWorkingDay {
@@ -65,7 +72,8 @@ impl CalendarError {
             | Self::DuplicateYear { .. }
             | Self::DateOutsideYear { .. }
             | Self::MakeupDayNotWeekend { .. }
-            | Self::HolidayAndMakeupDay { .. } => "invalid_calendar",
+            | Self::HolidayAndMakeupDay { .. }
+            | Self::DrillDayLength { .. } => "invalid_calendar",
             Self::NoWorkingDay { .. } => "no_working_day",
             Self::OutOfRange(_) => "out_of_range",
         }

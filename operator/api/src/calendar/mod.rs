@@ -27,7 +27,7 @@ use std::{
 };
 
 use jiff::{
-    Span, Timestamp,
+    SignedDuration, Span, Timestamp,
     civil::{Date, Time, Weekday},
     tz::{self, TimeZone},
 };
@@ -56,6 +56,7 @@ pub struct WorkCalendar {
     years: BTreeSet<i16>,
     holidays: BTreeSet<Date>,
     makeup_workdays: BTreeSet<Date>,
+    drill_day: Option<SignedDuration>,
 }
 
 impl Default for WorkCalendar {
@@ -78,6 +79,7 @@ impl WorkCalendar {
             years: BTreeSet::new(),
             holidays: BTreeSet::new(),
             makeup_workdays: BTreeSet::new(),
+            drill_day: None,
         }
     }
 
@@ -118,6 +120,26 @@ impl WorkCalendar {
         }
         self.close_of_business = Some(close);
         Ok(self)
+    }
+
+    /// Drill mode, for demos, tests and alert drills (DESIGN.md, "SLA engine"): every working
+    /// day lasts `length` of wall-clock time, counted from the trigger instant, so "within N
+    /// working days" ends `N × length` after the trigger. Weekends, holidays and the close of
+    /// business no longer matter to [`deadline`](Self::deadline).
+    ///
+    /// Refuses a length that is not positive or longer than a day: a drill is faster than the
+    /// real clock, never slower.
+    pub fn with_drill_day(mut self, length: SignedDuration) -> Result<Self, CalendarError> {
+        if !length.is_positive() || length > SignedDuration::from_hours(24) {
+            return Err(CalendarError::DrillDayLength { length });
+        }
+        self.drill_day = Some(length);
+        Ok(self)
+    }
+
+    /// The length of a drill-mode working day, if the calendar is in drill mode.
+    pub fn drill_day(&self) -> Option<SignedDuration> {
+        self.drill_day
     }
 
     /// Adds one year's data: the dates that are not working days (`holidays`, weekend dates
@@ -270,11 +292,20 @@ impl WorkCalendar {
     /// `working_days_between(trigger, D - 1ns) == n` — the last instant before the deadline
     /// lies on the `n`-th working day. With the default 24:00 close, `D` is the start of the
     /// next calendar day; with an earlier close it is that time on the `n`-th working day.
+    ///
+    /// In drill mode ([`with_drill_day`](Self::with_drill_day)) the deadline is
+    /// `trigger + working_days × length`.
     pub fn deadline(
         &self,
         trigger: Timestamp,
         working_days: u32,
     ) -> Result<Timestamp, CalendarError> {
+        if let Some(length) = self.drill_day {
+            let span = length
+                .checked_mul(i32::try_from(working_days).unwrap_or(i32::MAX))
+                .ok_or(CalendarError::DrillDayLength { length })?;
+            return Ok(trigger.checked_add(span)?);
+        }
         let day = self.nth_working_day_after(self.local_date(trigger), working_days)?;
         self.end_of_day(day)
     }

@@ -440,3 +440,27 @@ fn default_calendar_is_shanghai_at_24_00_without_year_data() {
     // Weekends only: Fri 2 Jan 2026 is a working day here, unlike in `calendar_2026_cn`.
     assert!(cal.is_working_day(date(2026, 1, 2)));
 }
+
+#[test]
+fn a_drill_day_turns_working_days_into_fixed_lengths() {
+    let drill = WorkCalendar::default()
+        .with_drill_day(SignedDuration::from_secs(3))
+        .unwrap();
+    let trigger: Timestamp = "2026-10-01T10:00:00Z".parse().unwrap(); // a holiday
+    assert_eq!(
+        drill.deadline(trigger, 5).unwrap(),
+        "2026-10-01T10:00:15Z".parse::<Timestamp>().unwrap()
+    );
+    assert_eq!(drill.deadline(trigger, 0).unwrap(), trigger);
+    assert_eq!(drill.drill_day(), Some(SignedDuration::from_secs(3)));
+}
+
+#[test]
+fn a_drill_day_must_be_positive_and_at_most_a_day() {
+    for secs in [0, -1, 86_401] {
+        let err = WorkCalendar::default()
+            .with_drill_day(SignedDuration::from_secs(secs))
+            .unwrap_err();
+        assert_eq!(err.category(), "invalid_calendar");
+    }
+}

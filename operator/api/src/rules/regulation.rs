@@ -67,6 +67,18 @@ pub fn calendar(spec: &CalendarSpec) -> Result<WorkCalendar, Vec<Problem>> {
             },
         }
     }
+    if let Some(seconds) = spec.working_day_seconds {
+        match calendar
+            .clone()
+            .with_drill_day(jiff::SignedDuration::from_secs(i64::from(seconds)))
+        {
+            Ok(drill) => calendar = drill,
+            Err(e) => problems.push(Problem::new(
+                "spec.calendar.workingDaySeconds",
+                e.to_string(),
+            )),
+        }
+    }
     for (i, year) in spec.years.iter().enumerate() {
         let path = format!("spec.calendar.years[{i}]");
         let Ok(number) = i16::try_from(year.year) else {
@@ -233,9 +245,48 @@ pub fn status(
         )
     };
     status::set_condition(&mut next.common.conditions, incomplete);
-    let outcome = in_force(name, spec, calendar.local_date(now), &missing);
+    status::set_condition(
+        &mut next.common.conditions,
+        drill_condition(calendar, generation, now),
+    );
+    let mut outcome = in_force(name, spec, calendar.local_date(now), &missing);
+    if let (Some(length), Outcome::Settled { message, .. }) = (calendar.drill_day(), &mut outcome) {
+        message.push_str(&format!(
+            "; DRILL MODE: a working day lasts {}s",
+            length.as_secs()
+        ));
+    }
     status::apply_outcome(&mut next.common, &outcome, generation, now);
     next
+}
+
+/// The `Drill` condition: whether working days last seconds (drill mode) or real days.
+fn drill_condition(
+    calendar: &WorkCalendar,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition {
+    match calendar.drill_day() {
+        Some(length) => status::condition(
+            status::DRILL,
+            true,
+            status::DRILL_MODE,
+            format!(
+                "drill mode: a working day lasts {}s, so deadlines are not the law's; remove spec.calendar.workingDaySeconds for measures in force",
+                length.as_secs()
+            ),
+            generation,
+            now,
+        ),
+        None => status::condition(
+            status::DRILL,
+            false,
+            status::REAL_CALENDAR,
+            "deadlines are counted on the work calendar",
+            generation,
+            now,
+        ),
+    }
 }
 
 fn in_force(name: &str, spec: &RegulationSpec, today: civil::Date, missing: &[String]) -> Outcome {

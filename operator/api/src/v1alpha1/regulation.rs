@@ -90,6 +90,14 @@ pub struct CalendarSpec {
     /// (Civil Code art. 203).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub close_of_business: Option<String>,
+    /// Drill mode, for demos, tests and alert drills only: every working day lasts this many
+    /// seconds of wall-clock time from the event that starts a step, so a 5-working-day
+    /// deadline falls 5 × workingDaySeconds after it. Weekends, holidays and closeOfBusiness
+    /// are then ignored. Never set it for measures in force: the Regulation says so in its
+    /// `Drill` condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub working_day_seconds: Option<i32>,
     /// Holidays and make-up working days per year, as the State Council announces them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20))]
@@ -102,6 +110,7 @@ impl Default for CalendarSpec {
         Self {
             time_zone: default_time_zone(),
             close_of_business: None,
+            working_day_seconds: None,
             years: Vec::new(),
         }
     }

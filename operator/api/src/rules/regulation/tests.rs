@@ -252,3 +252,54 @@ fn an_invalid_calendar_stalls_naming_the_date() {
     );
     assert!(stalled.message.contains("2026-10-09"));
 }
+
+#[test]
+fn drill_mode_says_so_in_a_condition_and_in_ready() {
+    let mut spec = spec();
+    spec.calendar.working_day_seconds = Some(4);
+    let checked = check(&spec);
+    let calendar = checked.as_ref().unwrap();
+    // SH-4's 5-working-day provider reply falls 20 s after its trigger, Saturday or not.
+    let saturday = at("2026-03-07T03:00:00Z");
+    assert_eq!(
+        calendar.deadline(saturday, 5).unwrap(),
+        at("2026-03-07T03:00:20Z")
+    );
+    let status = status("default", &spec, None, Some(1), &checked, now());
+    let drill = find(&status.common.conditions, crate::status::DRILL).unwrap();
+    assert_eq!(
+        (drill.status.as_str(), drill.reason.as_str()),
+        ("True", "DrillMode")
+    );
+    assert!(drill.message.contains("4s"), "{}", drill.message);
+    assert!(!drill.message.contains("  "), "{}", drill.message);
+    let ready = find(&status.common.conditions, READY).unwrap();
+    assert!(
+        ready
+            .message
+            .ends_with("DRILL MODE: a working day lasts 4s")
+    );
+}
+
+#[test]
+fn a_real_calendar_reports_drill_false() {
+    let spec = spec();
+    let status = status("default", &spec, None, Some(1), &check(&spec), now());
+    assert!(!is_true(&status.common.conditions, crate::status::DRILL));
+    assert!(find(&status.common.conditions, crate::status::DRILL).is_some());
+}
+
+#[test]
+fn a_drill_day_longer_than_a_day_is_named_by_its_path() {
+    let mut spec = spec();
+    spec.calendar.working_day_seconds = Some(86_401);
+    assert_eq!(
+        fields(&problems(&spec)),
+        ["spec.calendar.workingDaySeconds"]
+    );
+    spec.calendar.working_day_seconds = Some(0);
+    assert_eq!(
+        fields(&problems(&spec)),
+        ["spec.calendar.workingDaySeconds"]
+    );
+}
