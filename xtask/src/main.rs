@@ -45,6 +45,15 @@ enum Cmd {
         #[arg(long)]
         no_lint: bool,
     },
+    /// Run a benchmark program (release build) and record its report in `bench/results/`:
+    /// `scale` (the workflow at 1,000 departments and 10,000 grants).
+    Bench {
+        /// The benchmark.
+        name: String,
+        /// Arguments passed to it (see `cargo xtask bench <name> -- --help`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -89,6 +98,7 @@ fn main() -> ExitCode {
             Cmd::Demo { action } if action == "down" => demo::down(),
             Cmd::Demo { .. } => demo::up().await,
             Cmd::Test { no_lint } => test::run_all(!no_lint).await,
+            Cmd::Bench { name, args } => bench(&name, &args),
         }
     });
     match result {
@@ -161,6 +171,15 @@ fn crd() -> Result {
         "--out-dir",
         "crds",
     ]))
+}
+
+/// Builds the release operator and runs benchmark `name` with `args`.
+fn bench(name: &str, args: &[String]) -> Result {
+    upstream::ensure_built(&repo())?;
+    run(cargo().args(["build", "--release", "-p", "gongshu", "-p", "gongshu-bench"]))?;
+    run(Command::new(target_dir().join("release").join(name))
+        .current_dir(repo())
+        .args(args))
 }
 
 /// `cargo` in the repository root.

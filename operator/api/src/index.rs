@@ -33,40 +33,77 @@ impl ItemRef {
     }
 }
 
-/// Every declared item, by identifier.
+/// Every declared item, by identifier; kept up to date one catalog at a time
+/// ([`upsert`](Self::upsert), [`remove`](Self::remove)) so that a watch can maintain it
+/// without rebuilding it for every question.
 #[derive(Clone, Debug, Default)]
 pub struct CatalogIndex {
     items: BTreeMap<String, Vec<ItemRef>>,
+    /// The identifiers each catalog (`namespace`, `name`) declares, to undo its entries.
+    by_catalog: BTreeMap<(String, String), Vec<String>>,
 }
 
 impl CatalogIndex {
     /// Indexes `catalogs`.
     pub fn build<'a>(catalogs: impl IntoIterator<Item = &'a DataCatalog>) -> Self {
-        let mut items: BTreeMap<String, Vec<ItemRef>> = BTreeMap::new();
+        let mut index = Self::default();
         for catalog in catalogs {
-            let namespace = catalog.namespace().unwrap_or_default();
-            let reviews = catalog
-                .status
-                .as_ref()
-                .map(|s| s.items.as_slice())
-                .unwrap_or_default();
-            for item in &catalog.spec.items {
-                let review = reviews
-                    .iter()
-                    .find(|s| s.identifier == item.identifier)
-                    .map(|s| s.review);
-                items
-                    .entry(item.identifier.clone())
-                    .or_default()
-                    .push(ItemRef {
-                        namespace: namespace.clone(),
-                        catalog: catalog.name_any(),
-                        item: item.clone(),
-                        review,
-                    });
+            index.upsert(catalog);
+        }
+        index
+    }
+
+    /// Indexes `catalog` as it is now, replacing whatever it declared before.
+    pub fn upsert(&mut self, catalog: &DataCatalog) {
+        let namespace = catalog.namespace().unwrap_or_default();
+        let name = catalog.name_any();
+        self.remove(&namespace, &name);
+        let reviews = catalog
+            .status
+            .as_ref()
+            .map(|s| s.items.as_slice())
+            .unwrap_or_default();
+        let mut declared = Vec::with_capacity(catalog.spec.items.len());
+        for item in &catalog.spec.items {
+            let review = reviews
+                .iter()
+                .find(|s| s.identifier == item.identifier)
+                .map(|s| s.review);
+            self.items
+                .entry(item.identifier.clone())
+                .or_default()
+                .push(ItemRef {
+                    namespace: namespace.clone(),
+                    catalog: name.clone(),
+                    item: item.clone(),
+                    review,
+                });
+            declared.push(item.identifier.clone());
+        }
+        self.by_catalog.insert((namespace, name), declared);
+    }
+
+    /// Forgets catalog `namespace/name`.
+    pub fn remove(&mut self, namespace: &str, name: &str) {
+        let Some(declared) = self
+            .by_catalog
+            .remove(&(namespace.to_owned(), name.to_owned()))
+        else {
+            return;
+        };
+        for identifier in declared {
+            if let Some(refs) = self.items.get_mut(&identifier) {
+                refs.retain(|r| !(r.namespace == namespace && r.catalog == name));
+                if refs.is_empty() {
+                    self.items.remove(&identifier);
+                }
             }
         }
-        Self { items }
+    }
+
+    /// How many catalogs are indexed.
+    pub fn catalogs(&self) -> usize {
+        self.by_catalog.len()
     }
 
     /// Every declaration of `identifier` (more than one is a CAT-4 conflict).
@@ -83,5 +120,66 @@ impl CatalogIndex {
             [one] => Some(one),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    const PUBLIC_SECURITY: &str = include_str!("../../../examples/20-catalog-public-security.yaml");
+    const MARKET: &str = include_str!("../../../examples/21-catalog-market-regulation.yaml");
+
+    fn parse(yaml: &str) -> DataCatalog {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    fn identifiers(index: &CatalogIndex) -> Vec<(String, usize)> {
+        index
+            .items
+            .iter()
+            .map(|(id, refs)| (id.clone(), refs.len()))
+            .collect()
+    }
+
+    #[test]
+    fn an_edited_catalog_replaces_its_items_and_a_deleted_one_leaves_none() {
+        let security = parse(PUBLIC_SECURITY);
+        let market = parse(MARKET);
+        let mut index = CatalogIndex::build([&security, &market]);
+        let first = security.spec.items[0].identifier.clone();
+        assert!(index.get(&first).is_some());
+
+        let mut edited = security.clone();
+        edited.spec.items.remove(0);
+        index.upsert(&edited);
+        assert!(index.get(&first).is_none(), "a dropped item is forgotten");
+        assert_eq!(
+            identifiers(&index),
+            identifiers(&CatalogIndex::build([&edited, &market])),
+            "incremental and rebuilt indexes agree"
+        );
+
+        index.remove(&market.namespace().unwrap_or_default(), &market.name_any());
+        assert_eq!(
+            identifiers(&index),
+            identifiers(&CatalogIndex::build([&edited]))
+        );
+        assert_eq!(index.catalogs(), 1);
+    }
+
+    #[test]
+    fn two_catalogs_declaring_one_item_stay_a_conflict_until_one_goes_cat_4() {
+        let security = parse(PUBLIC_SECURITY);
+        let mut copy = security.clone();
+        copy.metadata.namespace = Some("elsewhere".into());
+        let mut index = CatalogIndex::build([&security, &copy]);
+        let id = &security.spec.items[0].identifier;
+        assert_eq!(index.declarations(id).len(), 2);
+        assert!(index.get(id).is_none());
+        index.remove("elsewhere", &copy.name_any());
+        assert_eq!(index.declarations(id).len(), 1);
     }
 }

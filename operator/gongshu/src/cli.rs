@@ -77,6 +77,11 @@ pub struct OperatorArgs {
     /// `<exchange-url>/v1/grants/<namespace>/<name>`.
     #[arg(long, env = "GONGSHU_EXCHANGE_URL", default_value = crate::controller::DEFAULT_EXCHANGE_URL)]
     pub exchange_url: String,
+    /// Reconciles each controller runs at once. Each is a few API calls; more in flight only
+    /// queues them in the apiserver and costs a connection apiece (the scale benchmark).
+    #[arg(long, env = "GONGSHU_RECONCILE_CONCURRENCY", default_value_t = 16,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub reconcile_concurrency: u16,
 }
 
 impl OperatorArgs {
@@ -103,6 +108,7 @@ impl OperatorArgs {
                         .map(|(url, ca_file)| admission::Registration { url, ca_file }),
                 }),
             exchange_url: self.exchange_url.clone(),
+            reconcile_concurrency: self.reconcile_concurrency,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod cache;
 pub mod cli;
 pub mod controller;
 pub mod crd;
+pub mod events;
 pub mod health;
 pub mod leader;
 pub mod metrics;

@@ -18,6 +18,7 @@ pub struct Metrics {
     reconciles: IntCounterVec,
     errors: IntCounterVec,
     duration: HistogramVec,
+    status_writes: IntCounterVec,
     leader: IntGauge,
 }
 
@@ -41,6 +42,13 @@ impl Metrics {
                 .buckets(DURATION_BUCKETS.to_vec()),
             &["controller"],
         )?;
+        let status_writes = IntCounterVec::new(
+            Opts::new(
+                "status_writes_total",
+                "Status patches sent because the status changed (an unchanged status is not written), by controller.",
+            ),
+            &["controller"],
+        )?;
         let leader = IntGauge::new(
             "leader",
             "1 while this process holds the leader lease and runs the controllers, else 0.",
@@ -48,12 +56,14 @@ impl Metrics {
         registry.register(Box::new(reconciles.clone()))?;
         registry.register(Box::new(errors.clone()))?;
         registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(status_writes.clone()))?;
         registry.register(Box::new(leader.clone()))?;
         Ok(Self {
             registry,
             reconciles,
             errors,
             duration,
+            status_writes,
             leader,
         })
     }
@@ -71,6 +81,11 @@ impl Metrics {
     /// Counts a failed reconcile.
     pub fn error(&self, controller: &str, category: &str) {
         self.errors.with_label_values(&[controller, category]).inc();
+    }
+
+    /// Counts a status patch that changed the status.
+    pub fn status_written(&self, controller: &str) {
+        self.status_writes.with_label_values(&[controller]).inc();
     }
 
     /// Records whether this process leads.

@@ -1,13 +1,21 @@
-//! What the webhook judges against: reflector caches of catalogs, grants, regulations and
-//! namespace labels, kept in every replica. Until each has listed once the webhook refuses to
-//! judge (failing closed), because an empty cache would admit a duplicate item.
+//! What the webhook judges against, kept in every replica: the catalog index (maintained event
+//! by event, never rebuilt per request), the item each grant requests, the regulations and the
+//! namespace labels. Until each has listed once the webhook refuses to judge (failing closed),
+//! because an empty cache would admit a duplicate item.
 
-use std::sync::{
-    Arc,
-    atomic::{AtomicUsize, Ordering},
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, PoisonError, RwLock,
+        atomic::{AtomicUsize, Ordering},
+    },
 };
 
-use gongshu_api::v1alpha1::{DataCatalog, LABEL_DEPARTMENT, Regulation, ShareGrant};
+use gongshu_api::{
+    index::CatalogIndex,
+    v1alpha1::{DataCatalog, ItemReview, LABEL_DEPARTMENT, Regulation, ShareGrant},
+    workflow::catalog::is_item_approved,
+};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{
     Api, Client, ResourceExt,
@@ -18,13 +26,19 @@ use kube::{
     },
 };
 
-use crate::{cache::reflect, shutdown::Shutdown};
+use crate::{
+    cache::{Change, feed, reflect, relisting},
+    shutdown::Shutdown,
+};
+
+/// A grant by (namespace, name), as the webhook needs it: the item it requests.
+type GrantItems = HashMap<(String, String), String>;
 
 /// The webhook's view of the cluster.
 #[derive(Debug)]
 pub struct Caches {
-    pub catalogs: Store<DataCatalog>,
-    pub grants: Store<ShareGrant>,
+    catalogs: Arc<RwLock<CatalogIndex>>,
+    grants: Arc<RwLock<GrantItems>>,
     pub regulations: Store<Regulation>,
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
     synced: Arc<AtomicUsize>,
@@ -37,7 +51,8 @@ impl Caches {
     /// Starts the watches; they run until `shutdown`.
     pub fn start(client: Client, shutdown: Shutdown) -> Self {
         let synced = Arc::new(AtomicUsize::new(0));
-        let catalogs = reflect(
+        let catalogs = Arc::new(RwLock::new(CatalogIndex::default()));
+        feed(
             watcher(
                 Api::<DataCatalog>::all(client.clone()),
                 watcher::Config::default(),
@@ -45,9 +60,18 @@ impl Caches {
             &synced,
             &shutdown,
             "admission",
-            |_| {},
+            relisting(
+                catalogs.clone(),
+                |index: &mut CatalogIndex, event: Change<'_, DataCatalog>| match event {
+                    Change::Apply(c) => index.upsert(&approved_as_declared(c.clone())),
+                    Change::Delete(c) => {
+                        index.remove(&c.namespace().unwrap_or_default(), &c.name_any());
+                    }
+                },
+            ),
         );
-        let grants = reflect(
+        let grants = Arc::new(RwLock::new(GrantItems::new()));
+        feed(
             watcher(
                 Api::<ShareGrant>::all(client.clone()),
                 watcher::Config::default(),
@@ -55,7 +79,17 @@ impl Caches {
             &synced,
             &shutdown,
             "admission",
-            |_| {},
+            relisting(
+                grants.clone(),
+                |items: &mut GrantItems, event: Change<'_, ShareGrant>| match event {
+                    Change::Apply(g) => {
+                        items.insert(grant_key(g), g.spec.item.clone());
+                    }
+                    Change::Delete(g) => {
+                        items.remove(&grant_key(g));
+                    }
+                },
+            ),
         );
         let regulations = reflect(
             watcher(
@@ -87,6 +121,20 @@ impl Caches {
         }
     }
 
+    /// Runs `f` on the catalog index.
+    pub fn with_catalogs<T>(&self, f: impl FnOnce(&CatalogIndex) -> T) -> T {
+        f(&self.catalogs.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// The item grant `namespace/name` requests, if the grant exists.
+    pub fn grant_item(&self, namespace: &str, name: &str) -> Option<String> {
+        self.grants
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&(namespace.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
     /// Whether every cache has completed its first list.
     pub fn is_synced(&self) -> bool {
         self.synced.load(Ordering::Acquire) >= CACHES
@@ -107,4 +155,27 @@ impl Caches {
             .map(|r| r.spec.authority_namespace.clone())
             .unwrap_or_else(|| "gongshu-system".to_owned())
     }
+}
+
+fn grant_key(grant: &ShareGrant) -> (String, String) {
+    (grant.namespace().unwrap_or_default(), grant.name_any())
+}
+
+/// `catalog` with an item's recorded approval withdrawn when the item changed since: an
+/// approval covers the item as it was declared then (CAT-2), as the grant workflow sees it
+/// (`workflow::catalog::is_item_approved`).
+fn approved_as_declared(mut catalog: DataCatalog) -> DataCatalog {
+    if let Some(status) = catalog.status.as_mut() {
+        let approved: Vec<bool> = status
+            .items
+            .iter()
+            .map(|s| is_item_approved(&catalog.spec, status, &s.identifier))
+            .collect();
+        for (item, approved) in status.items.iter_mut().zip(approved) {
+            if item.review == ItemReview::Approved && !approved {
+                item.review = ItemReview::Pending;
+            }
+        }
+    }
+    catalog
 }

@@ -1,5 +1,5 @@
 //! `POST /validate`: an `AdmissionReview` in, a decision out. Deletions and updates that leave
-//! the spec unchanged (status, labels, the operator's own finalizer) are always admitted, so a
+//! the spec unchanged (status, labels, finalizers) are always admitted, so a
 //! stale or strict rule can never block cleanup.
 
 use std::sync::Arc;
@@ -7,10 +7,8 @@ use std::sync::Arc;
 use axum::{Json, Router, extract::State, routing::post};
 use gongshu_api::{
     admission::{self, Cluster},
-    index::CatalogIndex,
     rules::Problem,
-    v1alpha1::{DataCatalog, ItemReview, Review, ShareGrant},
-    workflow::catalog::is_item_approved,
+    v1alpha1::{DataCatalog, Review, ShareGrant},
 };
 use kube::{
     ResourceExt,
@@ -18,7 +16,6 @@ use kube::{
         DynamicObject,
         admission::{AdmissionRequest, AdmissionResponse, AdmissionReview, Operation},
     },
-    runtime::reflector::ObjectRef,
 };
 use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
@@ -77,33 +74,33 @@ fn judge(caches: &Caches, request: &AdmissionRequest<DynamicObject>) -> Verdict 
         return Verdict::NotReady;
     }
     let namespace = request.namespace.clone().unwrap_or_default();
-    let catalogs: Vec<DataCatalog> = caches
-        .catalogs
-        .state()
-        .iter()
-        .map(|c| approved_as_declared(c))
-        .collect();
-    let index = CatalogIndex::build(catalogs.iter());
     let authority = caches.authority_namespace();
-    let cluster = Cluster {
-        catalogs: &index,
-        authority_namespace: &authority,
-    };
+    caches.with_catalogs(|index| {
+        let cluster = Cluster {
+            catalogs: index,
+            authority_namespace: &authority,
+        };
+        judge_kind(caches, request, &namespace, &cluster)
+    })
+}
+
+/// The rules of the request's kind against `cluster`.
+fn judge_kind(
+    caches: &Caches,
+    request: &AdmissionRequest<DynamicObject>,
+    namespace: &str,
+    cluster: &Cluster<'_>,
+) -> Verdict {
     let department_of = |ns: &str| caches.department_of(ns);
     let problems = match request.kind.kind.as_str() {
         "DataCatalog" => typed::<DataCatalog>(request).map(|c| {
-            admission::catalog(&namespace, &c.name_any(), &c.spec, &cluster, &department_of)
+            admission::catalog(namespace, &c.name_any(), &c.spec, cluster, &department_of)
         }),
         "ShareGrant" => typed::<ShareGrant>(request)
-            .map(|g| admission::grant(&namespace, &g.spec, &cluster, &department_of)),
+            .map(|g| admission::grant(namespace, &g.spec, cluster, &department_of)),
         "Review" => typed::<Review>(request).map(|r| {
-            let grant_item = |ns: &str, name: &str| {
-                caches
-                    .grants
-                    .get(&ObjectRef::new(name).within(ns))
-                    .map(|g| g.spec.item.clone())
-            };
-            admission::review(&namespace, &r.spec, &cluster, &grant_item)
+            let grant_item = |ns: &str, name: &str| caches.grant_item(ns, name);
+            admission::review(namespace, &r.spec, cluster, &grant_item)
         }),
         _ => Ok(Vec::new()),
     };
@@ -112,26 +109,6 @@ fn judge(caches: &Caches, request: &AdmissionRequest<DynamicObject>) -> Verdict 
         Ok(problems) => Verdict::Deny(problems),
         Err(message) => Verdict::Deny(vec![Problem::new("object", message)]),
     }
-}
-
-/// `catalog` with an item's recorded approval withdrawn when the item changed since: an
-/// approval covers the item as it was declared then (CAT-2), as the grant workflow sees it
-/// (`workflow::catalog::is_item_approved`).
-fn approved_as_declared(catalog: &DataCatalog) -> DataCatalog {
-    let mut catalog = catalog.clone();
-    if let Some(status) = catalog.status.as_mut() {
-        let approved: Vec<bool> = status
-            .items
-            .iter()
-            .map(|s| is_item_approved(&catalog.spec, status, &s.identifier))
-            .collect();
-        for (item, approved) in status.items.iter_mut().zip(approved) {
-            if item.review == ItemReview::Approved && !approved {
-                item.review = ItemReview::Pending;
-            }
-        }
-    }
-    catalog
 }
 
 /// The admitted object as its Rust type.

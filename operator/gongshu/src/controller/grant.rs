@@ -1,7 +1,11 @@
 //! The `ShareGrant` controller: runs a grant's workflow (SH-4; `gongshu_api::workflow::grant`)
-//! from the item it requests, the Reviews about it and the `Regulation` in force; gives an
-//! active grant its exchange endpoint; and holds the `gongshu.io/cleanup` finalizer so that
-//! deleting a grant will revoke that endpoint once the exchange exists.
+//! from the item it requests, the Reviews about it and the `Regulation` in force, and gives an
+//! active grant its exchange endpoint.
+//!
+//! No finalizer: nothing outside the apiserver depends on a grant yet, and the exchange stops
+//! serving a deleted grant as soon as its own watch sees the deletion. A finalizer costs every
+//! grant an extra write (and an admission call) at scale; the exchange issue adds one only for
+//! `table` grants, whose replicated rows must be dropped.
 
 use std::sync::Arc;
 
@@ -13,18 +17,12 @@ use gongshu_api::{
 use jiff::Timestamp;
 use kube::{
     Api, Client, ResourceExt,
-    runtime::{
-        Controller,
-        controller::Action,
-        finalizer::{self, finalizer},
-        reflector::ObjectRef,
-        watcher,
-    },
+    runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
 };
-use tracing::{debug, info, instrument};
+use tracing::{debug, instrument};
 
 use super::{
-    ApplyError, CACHE_WAIT, Categorized, Context, FINALIZER, Kind, catalog::regulation_condition,
+    ApplyError, CACHE_WAIT, Categorized, Context, Kind, catalog::regulation_condition,
     facts::Facts, finish, publish_events, requeue_at, watch_all,
 };
 
@@ -40,9 +38,9 @@ impl Kind for ShareGrant {
     }
 }
 
-/// A failed step of a `ShareGrant` reconcile.
+/// A failed `ShareGrant` reconcile.
 #[derive(Debug, thiserror::Error)]
-pub enum StepError {
+pub enum Error {
     /// The catalogs could not be read to confirm a missing or unapproved item.
     #[error("cannot read the catalogs to confirm item {item}: {source}")]
     Catalogs {
@@ -57,27 +55,11 @@ pub enum StepError {
     Apply(#[from] ApplyError),
 }
 
-impl Categorized for StepError {
+impl Categorized for Error {
     fn category(&self) -> &'static str {
         match self {
             Self::Catalogs { .. } => "catalog_read",
             Self::Apply(e) => e.category(),
-        }
-    }
-}
-
-/// A failed `ShareGrant` reconcile: a step, or the finalizer bookkeeping around it.
-#[derive(Debug, thiserror::Error)]
-#[error(transparent)]
-pub struct Error(#[from] Box<finalizer::Error<StepError>>);
-
-impl Categorized for Error {
-    fn category(&self) -> &'static str {
-        match self.0.as_ref() {
-            finalizer::Error::ApplyFailed(e) | finalizer::Error::CleanupFailed(e) => e.category(),
-            finalizer::Error::AddFinalizer(_) => "finalizer_add",
-            finalizer::Error::RemoveFinalizer(_) => "finalizer_remove",
-            finalizer::Error::UnnamedObject | finalizer::Error::InvalidFinalizer => "finalizer",
         }
     }
 }
@@ -118,7 +100,7 @@ pub fn controller(client: &Client, facts: &Facts) -> Controller<ShareGrant> {
         .reconcile_all_on(facts.regulation_changes())
 }
 
-/// Reconciles one grant, through the finalizer.
+/// Reconciles one grant.
 #[instrument(skip_all, fields(kind = "ShareGrant", namespace = grant.namespace().unwrap_or_default(), name = grant.name_any()))]
 pub async fn reconcile(
     grant: Arc<ShareGrant>,
@@ -131,15 +113,7 @@ pub async fn reconcile(
         return Ok(Action::requeue(CACHE_WAIT));
     }
     let _timer = ctx.metrics.reconcile(ShareGrant::CONTROLLER);
-    let api = ShareGrant::api(ctx.client.clone(), grant.as_ref());
-    finalizer(&api, FINALIZER, grant, |event| async {
-        match event {
-            finalizer::Event::Apply(grant) => apply(&grant, &ctx, &facts).await,
-            finalizer::Event::Cleanup(grant) => Ok(cleanup(&grant)),
-        }
-    })
-    .await
-    .map_err(|e| Error(Box::new(e)))
+    apply(&grant, &ctx, &facts).await
 }
 
 /// The item the grant requests, from the cache; when the cache has it missing or unapproved
@@ -149,9 +123,9 @@ async fn item(
     grant: &ShareGrant,
     ctx: &Context,
     facts: &Facts,
-) -> Result<Option<ItemFacts>, StepError> {
+) -> Result<Option<ItemFacts>, Error> {
     let id = &grant.spec.item;
-    let cached = facts.item_in(facts.catalogs().iter().map(AsRef::as_ref), id);
+    let cached = facts.cached_item(id);
     let open = !grant
         .status
         .as_ref()
@@ -164,14 +138,14 @@ async fn item(
     let catalogs = Api::<DataCatalog>::all(ctx.client.clone())
         .list(&Default::default())
         .await
-        .map_err(|source| StepError::Catalogs {
+        .map_err(|source| Error::Catalogs {
             item: id.clone(),
             source,
         })?;
     Ok(facts.item_in(catalogs.items.iter(), id))
 }
 
-async fn apply(grant: &ShareGrant, ctx: &Context, facts: &Facts) -> Result<Action, StepError> {
+async fn apply(grant: &ShareGrant, ctx: &Context, facts: &Facts) -> Result<Action, Error> {
     let item = item(grant, ctx, facts).await?;
     let namespace = grant.namespace().unwrap_or_default();
     let name = grant.name_any();
@@ -211,14 +185,4 @@ async fn apply(grant: &ShareGrant, ctx: &Context, facts: &Facts) -> Result<Actio
 /// `<exchange>/v1/grants/<namespace>/<name>`: where the grant's consumers call the exchange.
 pub fn endpoint(exchange_url: &str, namespace: &str, name: &str) -> String {
     format!("{exchange_url}/v1/grants/{namespace}/{name}")
-}
-
-fn cleanup(grant: &ShareGrant) -> Action {
-    // The exchange does not exist yet, so there is no endpoint to revoke; once it does, this
-    // revokes the grant's endpoint before the finalizer is removed.
-    info!(
-        item = %grant.spec.item,
-        "grant deleted; no exchange endpoint to revoke yet (the exchange is not implemented)"
-    );
-    Action::await_change()
 }

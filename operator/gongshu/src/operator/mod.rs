@@ -35,6 +35,8 @@ pub struct Config {
     pub webhook: Option<crate::admission::WebhookConfig>,
     /// The exchange's base URL, which active grants' endpoints are under.
     pub exchange_url: String,
+    /// Reconciles each controller runs at once.
+    pub reconcile_concurrency: u16,
 }
 
 /// Why the operator could not run.
@@ -116,7 +118,8 @@ pub async fn run(config: Config) -> Result<(), OperatorError> {
 
     let ctx = Arc::new(
         Context::new(client.clone(), metrics.clone(), &config.identity)
-            .with_exchange_url(&config.exchange_url),
+            .with_exchange_url(&config.exchange_url)
+            .with_concurrency(config.reconcile_concurrency),
     );
 
     if config.leader_election {

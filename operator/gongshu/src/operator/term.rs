@@ -153,17 +153,19 @@ pub async fn run(ctx: Arc<Context>, health: Arc<Health>, stop: Shutdown) {
     // wake-up the controller itself waits for before its first reconcile (kube-runtime 5).
     let readiness = tokio::spawn(initial_lists(client.clone(), health.clone()));
 
+    let config = kube::runtime::controller::Config::default().concurrency(ctx.concurrency);
     macro_rules! start {
         ($controller:expr, $kind:ty, $reconcile:expr, $error:ty) => {
             drive(
                 <$kind as Kind>::CONTROLLER,
                 $controller
+                    .with_config(config.clone())
                     .graceful_shutdown_on(stop.clone().signalled())
                     .run($reconcile, error_policy::<$kind, $error>, ctx.clone()),
             )
         };
     }
-    info!("starting controllers");
+    info!(concurrency = ctx.concurrency, "starting controllers");
     let controllers = async {
         tokio::join!(
             start!(
