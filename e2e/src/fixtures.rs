@@ -115,6 +115,8 @@ pub struct Sharing {
     pub env: crate::harness::TestEnv,
     /// The provider's namespace (its catalog is named `catalog`).
     pub provider_ns: String,
+    /// The provider's department code.
+    pub provider: String,
     /// The consumer's namespace.
     pub consumer_ns: String,
     /// The prefix of the catalog's item identifiers.
@@ -125,14 +127,35 @@ impl Sharing {
     /// Creates both departments and the catalog (waiting out the webhook's cache lag); with
     /// `approve`, the authority approves every item with real Reviews first.
     pub async fn new(approve: bool) -> Result<Self, crate::Error> {
-        use kube::Api;
         let env = crate::harness::TestEnv::connect().await?;
+        Self::on(env, provider_catalog, approve).await
+    }
+
+    /// A grant named `name` in the consumer's namespace for the provider's `<prefix>.<item>`.
+    pub fn grant(&self, name: &str, item: &str, fields: &[&str], mode: &str) -> ShareGrant {
+        grant(
+            &self.consumer_ns,
+            name,
+            &format!("{}.{item}", self.prefix),
+            fields,
+            mode,
+        )
+    }
+
+    /// The same cast on `env`, the provider declaring `catalog(namespace, department, prefix)`
+    /// (e.g. [`provider_catalog`] or [`mixed_catalog`]).
+    pub async fn on(
+        env: crate::harness::TestEnv,
+        catalog: fn(&str, &str, &str) -> DataCatalog,
+        approve: bool,
+    ) -> Result<Self, crate::Error> {
+        use kube::Api;
         let (provider_ns, provider) = env.department("provider").await?;
         let (consumer_ns, _) = env.department("consumer").await?;
         let prefix = format!("e2e-{}", crate::harness::random_suffix());
         let catalogs: Api<DataCatalog> = Api::namespaced(env.client.clone(), &provider_ns);
-        let catalog = provider_catalog(&provider_ns, &provider, &prefix);
-        env.create_admitted(&catalogs, &catalog, std::time::Duration::from_secs(15))
+        let declared = catalog(&provider_ns, &provider, &prefix);
+        env.create_admitted(&catalogs, &declared, std::time::Duration::from_secs(30))
             .await?;
         if approve {
             env.approve_items(&provider_ns, "catalog").await?;
@@ -140,6 +163,7 @@ impl Sharing {
         Ok(Self {
             env,
             provider_ns,
+            provider,
             consumer_ns,
             prefix,
         })

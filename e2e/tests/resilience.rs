@@ -15,7 +15,7 @@ use std::{
 use gongshu_api::v1alpha1::{DataCatalog, GrantPhase, ShareGrant};
 use gongshu_e2e::{
     cluster::{OwnCluster, operator_binary},
-    fixtures::{grant, provider_catalog},
+    fixtures::{Sharing, provider_catalog},
     harness::random_suffix,
     observe::{self, find_line},
 };
@@ -71,20 +71,6 @@ async fn review(c: &OwnCluster, namespace: &str, subject: serde_json::Value, dec
         .review(namespace, &name, subject, decision, "")
         .await
         .expect("review created");
-}
-
-/// A provider department with an approved catalog (`<prefix>.households` conditional);
-/// returns (provider namespace, prefix).
-async fn approved_catalog(c: &OwnCluster) -> (String, String) {
-    let (ns, code) = department(c, "provider").await;
-    let prefix = format!("rs-{}", random_suffix());
-    let catalogs: Api<DataCatalog> = Api::namespaced(c.env.client.clone(), &ns);
-    create_admitted(c, &catalogs, &provider_catalog(&ns, &code, &prefix)).await;
-    c.env
-        .approve_items(&ns, "catalog")
-        .await
-        .expect("items approved");
-    (ns, prefix)
 }
 
 async fn wait_for<K>(api: Api<K>, name: &str, cond: impl Condition<K>) -> K
@@ -149,16 +135,12 @@ async fn an_operator_restart_mid_workflow_resumes_from_status_without_double_cou
     let (first, log1) = operator(&mut c, "operator-1", &lease).await;
     wait_log(&log1, &["registered the admission webhook"], WAIT).await;
 
-    let (provider_ns, prefix) = approved_catalog(&c).await;
-    let (consumer_ns, _) = department(&c, "consumer").await;
+    let cast = Sharing::on(c.env.clone(), provider_catalog, true)
+        .await
+        .expect("provider with an approved catalog, and a consumer");
+    let (provider_ns, consumer_ns) = (cast.provider_ns.clone(), cast.consumer_ns.clone());
     let grants: Api<ShareGrant> = Api::namespaced(c.env.client.clone(), &consumer_ns);
-    let g = grant(
-        &consumer_ns,
-        "allowance",
-        &format!("{prefix}.households"),
-        &["citizen_id", "name"],
-        "api",
-    );
+    let g = cast.grant("allowance", "households", &["citizen_id", "name"], "api");
     create_admitted(&c, &grants, &g).await;
     let before = wait_for(
         grants.clone(),

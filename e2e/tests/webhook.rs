@@ -29,6 +29,7 @@ async fn setup() -> Setup {
         provider_ns,
         consumer_ns,
         prefix,
+        ..
     } = Sharing::new(false)
         .await
         .expect("provider and consumer departments");

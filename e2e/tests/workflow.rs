@@ -35,6 +35,7 @@ impl Setup {
             provider_ns,
             consumer_ns,
             prefix,
+            ..
         } = Sharing::new(approve)
             .await
             .expect("provider and consumer departments");

@@ -46,28 +46,12 @@ async fn a_provider_that_misses_its_deadline_is_escalated_to_the_authority_sup_2
         "the Drill condition says how long a day lasts: {drill:#?}"
     );
 
-    let (provider_ns, provider) = c.env.department("provider").await.unwrap();
-    let prefix = format!("dl-{}", gongshu_e2e::harness::random_suffix());
-    let catalogs: Api<DataCatalog> = Api::namespaced(c.env.client.clone(), &provider_ns);
-    create_admitted(
-        &c,
-        &catalogs,
-        &provider_catalog(&provider_ns, &provider, &prefix),
-    )
-    .await;
-    c.env
-        .approve_items(&provider_ns, "catalog")
+    let cast = Sharing::on(c.env.clone(), provider_catalog, true)
         .await
-        .expect("items approved");
-    let (consumer_ns, _) = c.env.department("consumer").await.unwrap();
+        .expect("provider with an approved catalog, and a consumer");
+    let (provider, consumer_ns) = (cast.provider.clone(), cast.consumer_ns.clone());
     let grants: Api<ShareGrant> = Api::namespaced(c.env.client.clone(), &consumer_ns);
-    let g = grant(
-        &consumer_ns,
-        "allowance",
-        &format!("{prefix}.households"),
-        &["citizen_id", "name"],
-        "api",
-    );
+    let g = cast.grant("allowance", "households", &["citizen_id", "name"], "api");
     create_admitted(&c, &grants, &g).await;
 
     // HB15: the authority's compliance review (3 WD, done at once by the checks), then the

@@ -25,9 +25,7 @@ use std::{
 use gongshu_api::{
     presets::{Preset, Step},
     status::{self as kstatus, DRILL, DRILL_MODE, READY},
-    v1alpha1::{
-        DataCatalog, DeadlineStatus, GrantPhase, Regulation, Review, ShareGrant, ShareGrantStatus,
-    },
+    v1alpha1::{DeadlineStatus, GrantPhase, Regulation, Review, ShareGrant, ShareGrantStatus},
     workflow::{
         COMPLETED_LATE, DEADLINE_BREACHED, ESCALATED, NOT_NEEDED, ON_TIME, OVERDUE,
         PROVIDER_OVERDUE, RegulationFacts, WAITING_ON_ESCALATED, grant::ACTIVE, step_deadline,
@@ -35,7 +33,7 @@ use gongshu_api::{
 };
 use gongshu_e2e::{
     cluster::{OwnCluster, operator_binary, repo_root},
-    fixtures::{grant, mixed_catalog, provider_catalog},
+    fixtures::{Sharing, grant, mixed_catalog, provider_catalog},
     observe,
 };
 use jiff::{SignedDuration, Timestamp};

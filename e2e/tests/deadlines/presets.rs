@@ -70,9 +70,22 @@ fn unconditional_row(preset: Preset) -> Row {
     }
 }
 
-/// Asserts a ledger entry is `row` counted from its recorded start: the due time is exactly
+/// Asserts the ledger holds exactly `rows`, each counted from its recorded start: the due time is exactly
 /// the row's working days on the Regulation's calendar, and the entry is what `step_deadline`
 /// computes for the preset (step, actor, start, due, articles).
+fn assert_ledger(s: &ShareGrantStatus, rows: &[Row], facts: &RegulationFacts, preset: Preset) {
+    assert_eq!(
+        steps(s),
+        rows.iter().map(|r| r.step).collect::<Vec<_>>(),
+        "{preset}: {:#?}",
+        s.deadlines
+    );
+    for (d, row) in s.deadlines.iter().zip(rows) {
+        assert_counted(d, *row, facts, preset);
+    }
+}
+
+/// One ledger entry against its row (see [`assert_ledger`]).
 fn assert_counted(d: &DeadlineStatus, row: Row, facts: &RegulationFacts, preset: Preset) {
     let context = format!("{preset} {}: {d:#?}", row.step);
     assert_eq!(d.step, row.step, "{context}");
@@ -192,20 +205,15 @@ async fn each_preset_counts_its_own_working_day_deadlines_and_kubectl_shows_who_
     let mut c = cluster("deadlines-presets").await;
     start_operator(&mut c).await;
 
-    let (provider_ns, provider) = c.env.department("provider").await.unwrap();
-    let prefix = format!("dp-{}", gongshu_e2e::harness::random_suffix());
-    let catalogs: Api<DataCatalog> = Api::namespaced(c.env.client.clone(), &provider_ns);
-    create_admitted(
-        &c,
-        &catalogs,
-        &mixed_catalog(&provider_ns, &provider, &prefix),
-    )
-    .await;
-    c.env
-        .approve_items(&provider_ns, "catalog")
+    let Sharing {
+        provider_ns,
+        provider,
+        consumer_ns,
+        prefix,
+        ..
+    } = Sharing::on(c.env.clone(), mixed_catalog, true)
         .await
-        .expect("items approved");
-    let (consumer_ns, _) = c.env.department("consumer").await.unwrap();
+        .expect("provider with an approved catalog, and a consumer");
     let grants: Api<ShareGrant> = Api::namespaced(c.env.client.clone(), &consumer_ns);
     let conditional_item = format!("{prefix}.households");
     let unconditional_item = format!("{prefix}.licences");
@@ -233,16 +241,7 @@ async fn each_preset_counts_its_own_working_day_deadlines_and_kubectl_shows_who_
             Some(GrantPhase::ProviderReview),
             "{preset}: {s:#?}"
         );
-        let rows = conditional_rows(preset);
-        assert_eq!(
-            steps(s),
-            rows.iter().map(|r| r.step).collect::<Vec<_>>(),
-            "{preset}: {:#?}",
-            s.deadlines
-        );
-        for (d, row) in s.deadlines.iter().zip(&rows) {
-            assert_counted(d, *row, &facts, preset);
-        }
+        assert_ledger(s, &conditional_rows(preset), &facts, preset);
         let review = s
             .deadlines
             .iter()
