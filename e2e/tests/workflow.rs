@@ -1,6 +1,7 @@
 //! The review workflows against the real apiserver and the operator: the authority approves
 //! catalog items with `Review`s (CAT-2), and a grant goes through the provider's review to
-//! `Active`, `Denied`, `Expired` or `Revoked` (SH-4, SH-5). Each test has its own department
+//! `Active`, `Denied`, `Expired`, `Revoked` or `Suspended` and back (SH-4, SH-5, SH-14), and an
+//! active grant's edits narrow at once or go back to review (SH-5). Each test has its own department
 //! namespaces and item identifiers; the authority is the default `gongshu-system`.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -83,6 +84,33 @@ impl Setup {
             )
             .await
             .expect("the provider decides its item's grants");
+    }
+
+    /// The authority's Review of grant `name` (names unique: the authority namespace is shared).
+    async fn authority_decides(&self, name: &str, decision: &str, reason: &str) {
+        self.env
+            .review(
+                TestEnv::AUTHORITY_NAMESPACE,
+                &format!("{decision}-{name}-{}", random_suffix()),
+                json!({"kind": "ShareGrant", "namespace": self.consumer_ns, "name": name}),
+                decision,
+                reason,
+            )
+            .await
+            .expect("the authority decides any grant");
+    }
+
+    /// Merge-patches grant `name`'s spec with `patch` (through the webhook).
+    async fn edit(&self, name: &str, patch: serde_json::Value) {
+        use kube::api::{Patch, PatchParams};
+        self.grants()
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": patch })),
+            )
+            .await
+            .expect("the edit is admitted");
     }
 
     async fn wait_phase(&self, name: &str, phase: GrantPhase) -> ShareGrant {
@@ -224,6 +252,100 @@ async fn a_providers_revocation_ends_an_active_grant_sh_4() {
         revoked.status.unwrap().endpoint.is_none(),
         "a revoked grant has no endpoint"
     );
+}
+
+#[tokio::test]
+async fn the_authority_suspends_an_active_grant_and_resumes_it_sh_14() {
+    let s = Setup::new(true).await;
+    s.request("allowance", None).await;
+    s.provider_decides("allowance", "approve", "").await;
+    s.wait_phase("allowance", GrantPhase::Active).await;
+    // The provider cannot suspend: only the competent body closes access (SH-14).
+    s.provider_decides("allowance", "suspend", "Misuse reported.")
+        .await;
+    let provider_review = format!("{}/suspend-allowance", s.provider_ns);
+    let ignored = s
+        .env
+        .wait_for(
+            s.grants(),
+            "allowance",
+            WORKFLOW,
+            move |g: Option<&ShareGrant>| {
+                g.and_then(|g| g.status.as_ref()).is_some_and(|st| {
+                    st.ignored_reviews
+                        .iter()
+                        .any(|r| r.review == provider_review)
+                })
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        ignored.status.unwrap().phase,
+        Some(GrantPhase::Active),
+        "the provider's suspension is ignored, with the reason in status"
+    );
+    s.authority_decides(
+        "allowance",
+        "suspend",
+        "Data used outside the stated scenario (SH-3); closed until corrected.",
+    )
+    .await;
+    let suspended = s.wait_phase("allowance", GrantPhase::Suspended).await;
+    let status = suspended.status.unwrap();
+    assert!(status.endpoint.is_none(), "a suspended grant is not served");
+    // Reviews are ordered by creationTimestamp, which has whole seconds: a resume made in the
+    // same second as the suspension cannot be told to come after it (README, "Limits").
+    let suspended_at = status.suspension.unwrap().at.0;
+    while jiff::Timestamp::now().as_second() <= suspended_at.as_second() {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    s.authority_decides("allowance", "resume", "").await;
+    let resumed = s.wait_phase("allowance", GrantPhase::Active).await;
+    assert!(
+        resumed.status.unwrap().endpoint.is_some(),
+        "a resumed grant is served again"
+    );
+}
+
+#[tokio::test]
+async fn narrowing_an_active_grant_applies_at_once_and_widening_it_goes_back_to_review_sh_5() {
+    let s = Setup::new(true).await;
+    s.request("allowance", None).await;
+    s.provider_decides("allowance", "approve", "").await;
+    s.wait_phase("allowance", GrantPhase::Active).await;
+
+    s.edit("allowance", json!({"fields": ["citizen_id"]})).await;
+    let narrowed = s
+        .env
+        .wait_for(
+            s.grants(),
+            "allowance",
+            WORKFLOW,
+            |g: Option<&ShareGrant>| {
+                g.and_then(|g| g.status.as_ref())
+                    .and_then(|st| st.approved.as_ref())
+                    .is_some_and(|a| a.terms.fields == ["citizen_id"])
+            },
+        )
+        .await
+        .unwrap();
+    let status = narrowed.status.unwrap();
+    assert_eq!(status.phase, Some(GrantPhase::Active), "no review needed");
+    assert!(status.endpoint.is_some());
+
+    s.edit("allowance", json!({"fields": ["citizen_id", "name"]}))
+        .await;
+    let widened = s.wait_phase("allowance", GrantPhase::ProviderReview).await;
+    let status = widened.status.unwrap();
+    let served = status.approved.as_ref().unwrap();
+    assert_eq!(
+        served.terms.fields,
+        ["citizen_id"],
+        "the approved, narrower terms stay in force meanwhile"
+    );
+    assert!(status.endpoint.is_some(), "and are still served");
+    assert!(status.due.is_some(), "the provider has a new deadline");
 }
 
 #[test]
