@@ -76,6 +76,11 @@ pub fn status(
     now: Timestamp,
 ) -> ReviewStatus {
     let mut next = previous.cloned().unwrap_or_default();
+    // Set once: the order of decisions made within one second rests on it.
+    next.received_at
+        .get_or_insert(k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+            now,
+        ));
     let outcome = if problems.is_empty() {
         Outcome::Settled {
             ready: true,
@@ -117,6 +122,22 @@ mod tests {
             decision: approve
             "#,
         )
+    }
+
+    #[test]
+    fn the_time_a_review_was_first_seen_is_kept() {
+        let first = status(None, Some(1), &[], now());
+        let seen = first
+            .received_at
+            .clone()
+            .expect("set on the first reconcile");
+        let later = now() + jiff::SignedDuration::from_secs(5);
+        let again = status(Some(&first), Some(1), &[], later);
+        assert_eq!(again.received_at, Some(seen), "never moved");
+        assert_eq!(
+            again, first,
+            "an unchanged Review's status is not rewritten"
+        );
     }
 
     #[test]

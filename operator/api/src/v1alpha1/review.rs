@@ -1,7 +1,7 @@
 //! `Review`: a decision, made by creating an object in one's own namespace, so that RBAC alone
 //! proves who decided (DESIGN.md "Tenancy"). Immutable once created.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, Time};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -123,4 +123,9 @@ pub struct ReviewStatus {
     /// When the decision was applied to its subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub applied_at: Option<Time>,
+    /// When the operator first saw the Review, to the microsecond. `creationTimestamp` has whole
+    /// seconds, so this orders decisions on one subject made within the same second (a
+    /// suspension and its resumption, say).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub received_at: Option<MicroTime>,
 }

@@ -139,8 +139,11 @@ pub struct ReviewFacts {
     pub namespace: String,
     /// The Review's name.
     pub name: String,
-    /// Its `metadata.creationTimestamp`: when the decision was made.
+    /// Its `metadata.creationTimestamp`: when the decision was made (whole seconds).
     pub created: Timestamp,
+    /// When the operator first saw it (`status.receivedAt`), if it has yet: orders decisions
+    /// made within the same second.
+    pub received: Option<Timestamp>,
     /// The decision.
     pub spec: ReviewSpec,
 }
@@ -153,6 +156,11 @@ impl ReviewFacts {
             namespace: review.namespace()?,
             name: review.name_any(),
             created: review.metadata.creation_timestamp.as_ref()?.0,
+            received: review
+                .status
+                .as_ref()
+                .and_then(|s| s.received_at.as_ref())
+                .map(|t| t.0),
             spec: review.spec.clone(),
         })
     }
@@ -184,8 +192,12 @@ fn chronological(reviews: &[ReviewFacts]) -> Vec<&ReviewFacts> {
     sorted
 }
 
+/// Oldest first. Within one second (`creationTimestamp` has whole seconds) by when the operator
+/// first saw each Review, one it has not seen yet being the newest; by name only when that
+/// still ties.
 fn by_time(a: &ReviewFacts, b: &ReviewFacts) -> Ordering {
-    (a.created, &a.namespace, &a.name).cmp(&(b.created, &b.namespace, &b.name))
+    let key = |r: &ReviewFacts| r.received.unwrap_or(Timestamp::MAX);
+    (a.created, key(a), &a.namespace, &a.name).cmp(&(b.created, key(b), &b.namespace, &b.name))
 }
 
 /// Whether an Event is routine or calls for attention.

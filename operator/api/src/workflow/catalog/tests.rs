@@ -93,6 +93,7 @@ impl Case {
             namespace: ns.into(),
             name: name.into(),
             created: at(created),
+            received: None,
             spec: ReviewSpec {
                 subject: Subject {
                     kind: SubjectKind::CatalogItem,

@@ -174,6 +174,7 @@ pub fn review(ns: &str, name: &str, decision: ReviewDecision, created: &str) -> 
         namespace: ns.into(),
         name: name.into(),
         created: at(created),
+        received: None,
         spec: ReviewSpec {
             subject: Subject {
                 kind: SubjectKind::ShareGrant,

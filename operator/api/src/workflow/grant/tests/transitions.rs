@@ -343,6 +343,28 @@ fn the_authority_suspends_and_resumes_a_grant_sh_14() {
 }
 
 #[test]
+fn a_resumption_in_the_same_second_as_the_suspension_comes_after_it_sh_14() {
+    let mut case = Case::new(Preset::Yunnan, ShareType::Unconditional);
+    let active = case.step(None, RECEIVED);
+    // "resume" sorts before "suspend" by name; only the time the operator saw each tells.
+    let mut suspend = authority("suspend-x", ReviewDecision::Suspend, MONDAY);
+    suspend.received = Some(at(MONDAY) + jiff::SignedDuration::from_millis(200));
+    case.add(suspend);
+    let suspended = case.step(Some(&active.status), MONDAY);
+    assert_eq!(suspended.status.phase, Some(GrantPhase::Suspended));
+    // The resumption, made in the same second, not yet seen by its own controller.
+    case.add(authority("resume-x", ReviewDecision::Resume, MONDAY));
+    let resumed = case.step(Some(&suspended.status), MONDAY);
+    assert_eq!(resumed.status.phase, Some(GrantPhase::Active));
+    // Once seen (later than the suspension), the order holds.
+    let seen = case.reviews.last_mut().unwrap();
+    seen.received = Some(at(MONDAY) + jiff::SignedDuration::from_millis(700));
+    let again = case.step(Some(&resumed.status), MONDAY);
+    assert_eq!(again.status.phase, Some(GrantPhase::Active));
+    assert_eq!(again.status, resumed.status, "nothing changes");
+}
+
+#[test]
 fn the_earliest_ending_wins_when_several_happened_unseen() {
     // Revoked on Monday, expired on Tuesday, first seen on Wednesday: Revoked.
     let mut case = Case::new(Preset::Hebei, ShareType::Unconditional);
