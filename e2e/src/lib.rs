@@ -7,6 +7,7 @@
 //! - [`harness`] gives each integration test a client and a fresh namespace on the control
 //!   plane that `cargo xtask test` started; [`cluster`] gives a test or a benchmark a control
 //!   plane of its own with operators it starts; [`observe`] reads logs, metrics and Events.
+//! - [`postgres`] starts a real PostgreSQL server on loopback for the data suites.
 
 pub mod cluster;
 pub mod controlplane;
@@ -15,6 +16,7 @@ pub mod harness;
 pub mod observe;
 pub mod operator;
 pub mod pki;
+pub mod postgres;
 pub mod process;
 pub mod upstream;
 
