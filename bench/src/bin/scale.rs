@@ -203,28 +203,33 @@ async fn run(args: Args) -> Result<(), Error> {
     let departments: Vec<String> = (0..args.departments)
         .map(|i| format!("dept-{i:04}"))
         .collect();
-    let started = Instant::now();
-    create_departments(&client, &departments, args.setup_concurrency).await?;
-    report.line(format!(
-        "- {} department namespaces created in {:.1} s",
-        departments.len(),
-        started.elapsed().as_secs_f64()
-    ));
-    let started = Instant::now();
-    create_catalogs(&env, &departments, args.setup_concurrency).await?;
-    report.line(format!(
-        "- {} catalogs (2 items each) created through the webhook in {:.1} s",
-        departments.len(),
-        started.elapsed().as_secs_f64()
-    ));
-    let started = Instant::now();
-    approve_catalogs(&env, &departments, args.setup_concurrency).await?;
-    let catalogs = wait_approved(&client, departments.len()).await?;
-    report.line(format!(
-        "- {} authority Reviews created and every item approved by the operator in {:.1} s",
-        departments.len() * 2,
-        started.elapsed().as_secs_f64()
-    ));
+    timed(
+        &mut report,
+        format!("{} department namespaces created", departments.len()),
+        create_departments(&client, &departments, args.setup_concurrency),
+    )
+    .await?;
+    timed(
+        &mut report,
+        format!(
+            "{} catalogs (2 items each) created through the webhook",
+            departments.len()
+        ),
+        create_catalogs(&env, &departments, args.setup_concurrency),
+    )
+    .await?;
+    let catalogs = timed(
+        &mut report,
+        format!(
+            "{} authority Reviews created and every item approved by the operator",
+            departments.len() * 2
+        ),
+        async {
+            approve_catalogs(&env, &departments, args.setup_concurrency).await?;
+            wait_approved(&client, departments.len()).await
+        },
+    )
+    .await?;
 
     // From here on the operator is stopped and its webhook removed: the grants are created
     // as a backlog, and the baseline runs alone.
@@ -444,6 +449,21 @@ async fn run(args: Args) -> Result<(), Error> {
     let path = report.write(&args.out.unwrap_or_else(results_dir), "scale")?;
     println!("\nwritten to {}", path.display());
     Ok(())
+}
+
+/// Runs `step`, then reports `- <what> in <seconds> s`.
+async fn timed<T>(
+    report: &mut Report,
+    what: String,
+    step: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    let started = Instant::now();
+    let out = step.await?;
+    report.line(format!(
+        "- {what} in {:.1} s",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(out)
 }
 
 /// The control plane's processes by name, for CPU accounting.
