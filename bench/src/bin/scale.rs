@@ -479,36 +479,48 @@ fn control_plane(cluster: &OwnCluster) -> Vec<(String, i32)> {
         .collect()
 }
 
+/// Runs `task` for every item, `concurrency` at a time; the first error ends the run.
+async fn each<I, F, Fut, E>(items: I, concurrency: usize, task: F) -> Result<(), Error>
+where
+    I: IntoIterator,
+    F: FnMut(I::Item) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    Error: From<E>,
+{
+    stream::iter(items)
+        .map(task)
+        .buffer_unordered(concurrency)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
 async fn create_departments(
     client: &Client,
     departments: &[String],
     concurrency: usize,
 ) -> Result<(), Error> {
     let api: Api<Namespace> = Api::all(client.clone());
-    stream::iter(departments)
-        .map(|name| {
-            let api = api.clone();
-            async move {
-                let ns = Namespace {
-                    metadata: ObjectMeta {
-                        name: Some(name.clone()),
-                        labels: Some(
-                            [(LABEL_DEPARTMENT, name.as_str()), (LABEL_LEVEL, "city")]
-                                .into_iter()
-                                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                                .collect(),
-                        ),
-                        ..Default::default()
-                    },
+    each(departments, concurrency, |name| {
+        let api = api.clone();
+        async move {
+            let ns = Namespace {
+                metadata: ObjectMeta {
+                    name: Some(name.clone()),
+                    labels: Some(
+                        [(LABEL_DEPARTMENT, name.as_str()), (LABEL_LEVEL, "city")]
+                            .into_iter()
+                            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                            .collect(),
+                    ),
                     ..Default::default()
-                };
-                api.create(&PostParams::default(), &ns).await.map(drop)
-            }
-        })
-        .buffer_unordered(concurrency)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(())
+                },
+                ..Default::default()
+            };
+            api.create(&PostParams::default(), &ns).await.map(drop)
+        }
+    })
+    .await
 }
 
 async fn create_catalogs(
@@ -516,17 +528,13 @@ async fn create_catalogs(
     departments: &[String],
     concurrency: usize,
 ) -> Result<(), Error> {
-    stream::iter(departments)
-        .map(|ns| async move {
-            let api: Api<DataCatalog> = Api::namespaced(env.client.clone(), ns);
-            env.create_admitted(&api, &mixed_catalog(ns, ns, ns), Duration::from_secs(60))
-                .await
-                .map(drop)
-        })
-        .buffer_unordered(concurrency)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(())
+    each(departments, concurrency, |ns| async move {
+        let api: Api<DataCatalog> = Api::namespaced(env.client.clone(), ns);
+        env.create_admitted(&api, &mixed_catalog(ns, ns, ns), Duration::from_secs(60))
+            .await
+            .map(drop)
+    })
+    .await
 }
 
 async fn approve_catalogs(
@@ -537,8 +545,7 @@ async fn approve_catalogs(
     let items = departments
         .iter()
         .flat_map(|ns| ["households", "licences"].map(|item| (ns, item)));
-    stream::iter(items)
-        .map(|(ns, item)| async move {
+    each(items, concurrency, |(ns, item)| async move {
             let subject = serde_json::json!({
                 "kind": "CatalogItem", "namespace": ns, "name": "catalog", "item": format!("{ns}.{item}"),
             });
@@ -552,10 +559,7 @@ async fn approve_catalogs(
             .await
             .map(drop)
         })
-        .buffer_unordered(concurrency)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(())
+    .await
 }
 
 /// Waits until `count` catalogs have every item approved; returns them.
@@ -712,20 +716,16 @@ async fn patch_statuses(
 
 async fn delete_baseline(client: &Client, departments: &[String]) -> Result<(), Error> {
     let selector = ListParams::default().labels(BASELINE_LABEL);
-    stream::iter(departments)
-        .map(|ns| {
-            let api: Api<ShareGrant> = Api::namespaced(client.clone(), ns);
-            let selector = selector.clone();
-            async move {
-                api.delete_collection(&DeleteParams::default(), &selector)
-                    .await
-                    .map(drop)
-            }
-        })
-        .buffer_unordered(16)
-        .try_collect::<Vec<()>>()
-        .await?;
-    Ok(())
+    each(departments, 16, |ns| {
+        let api: Api<ShareGrant> = Api::namespaced(client.clone(), ns);
+        let selector = selector.clone();
+        async move {
+            api.delete_collection(&DeleteParams::default(), &selector)
+                .await
+                .map(drop)
+        }
+    })
+    .await
 }
 
 /// Watches every grant and publishes how many are in their expected steady phase.
