@@ -3,11 +3,13 @@
 
 pub mod admin;
 pub mod admission;
+pub mod audit;
 pub mod cache;
 pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod events;
+pub mod exchange;
 pub mod health;
 pub mod leader;
 pub mod metrics;
