@@ -7,10 +7,12 @@
 //! - [`harness`] gives each integration test a client and a fresh namespace on the control
 //!   plane that `cargo xtask test` started; [`cluster`] gives a test or a benchmark a control
 //!   plane of its own with operators it starts; [`observe`] reads logs, metrics and Events.
-//! - [`postgres`] starts a real PostgreSQL server on loopback for the data suites.
+//! - [`postgres`] starts a real PostgreSQL server on loopback for the data suites;
+//!   [`exchange`] starts `gongshu exchange` against a control plane.
 
 pub mod cluster;
 pub mod controlplane;
+pub mod exchange;
 pub mod fixtures;
 pub mod harness;
 pub mod observe;

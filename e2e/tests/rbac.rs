@@ -11,9 +11,11 @@ use k8s_openapi::api::authorization::v1::{
 use kube::{Api, api::PostParams};
 
 const OPERATOR: &str = "system:serviceaccount:gongshu-system:gongshu-operator";
+const EXCHANGE: &str = "system:serviceaccount:gongshu-system:gongshu-exchange";
 
 async fn allowed(
     env: &TestEnv,
+    user: &str,
     verb: &str,
     group: &str,
     resource: &str,
@@ -24,7 +26,7 @@ async fn allowed(
         .map_or((resource, None), |(r, s)| (r, Some(s)));
     let review = SubjectAccessReview {
         spec: SubjectAccessReviewSpec {
-            user: Some(OPERATOR.into()),
+            user: Some(user.into()),
             groups: Some(vec![
                 "system:serviceaccounts".into(),
                 "system:serviceaccounts:gongshu-system".into(),
@@ -50,9 +52,7 @@ async fn allowed(
         .allowed
 }
 
-#[tokio::test]
-async fn the_operator_may_do_what_its_controllers_do_and_nothing_more() {
-    let env = TestEnv::connect().await.expect("control plane");
+async fn apply_rbac(env: &TestEnv) {
     let rbac = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/rbac.yaml");
     let out = env
         .kubectl()
@@ -65,6 +65,67 @@ async fn the_operator_may_do_what_its_controllers_do_and_nothing_more() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+type Access<'a> = (&'a str, &'a str, &'a str, Option<&'a str>);
+
+/// Every `may` allowed and every `may_not` denied for `user`, else the list of mismatches.
+async fn check(env: &TestEnv, user: &str, may: &[Access<'_>], may_not: &[Access<'_>]) {
+    let mut wrong = Vec::new();
+    for &(verb, group, resource, ns) in may {
+        if !allowed(env, user, verb, group, resource, ns).await {
+            wrong.push(format!(
+                "denied but needed: {verb} {group}/{resource} in {ns:?}"
+            ));
+        }
+    }
+    for &(verb, group, resource, ns) in may_not {
+        if allowed(env, user, verb, group, resource, ns).await {
+            wrong.push(format!(
+                "allowed but not needed: {verb} {group}/{resource} in {ns:?}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{user}:\n{}", wrong.join("\n"));
+}
+
+/// The exchange reads grants, catalogs and the Secrets catalogs name (get only), reviews
+/// tokens, writes usage and its own audit checkpoint; it cannot list Secrets, change grants
+/// or touch workloads (SEC-2).
+#[tokio::test]
+async fn the_exchange_may_serve_grants_and_nothing_more() {
+    let env = TestEnv::connect().await.expect("control plane");
+    apply_rbac(&env).await;
+    let may = [
+        ("create", "authentication.k8s.io", "tokenreviews", None),
+        ("watch", "gongshu.io", "sharegrants", None),
+        ("watch", "gongshu.io", "datacatalogs", None),
+        ("patch", "gongshu.io", "sharegrants/status", Some("dept-a")),
+        ("get", "", "secrets", Some("dept-a")),
+        ("update", "", "configmaps", Some("gongshu-system")),
+    ];
+    let may_not = [
+        ("list", "", "secrets", None),
+        ("watch", "", "secrets", Some("dept-a")),
+        ("update", "", "configmaps", Some("dept-a")),
+        ("patch", "gongshu.io", "sharegrants", Some("dept-a")),
+        ("patch", "gongshu.io", "datacatalogs/status", Some("dept-a")),
+        ("create", "gongshu.io", "reviews", Some("dept-a")),
+        ("create", "", "pods", Some("dept-a")),
+        (
+            "create",
+            "coordination.k8s.io",
+            "leases",
+            Some("gongshu-system"),
+        ),
+    ];
+    check(&env, EXCHANGE, &may, &may_not).await;
+}
+
+#[tokio::test]
+async fn the_operator_may_do_what_its_controllers_do_and_nothing_more() {
+    let env = TestEnv::connect().await.expect("control plane");
+    apply_rbac(&env).await;
 
     let may = [
         ("watch", "gongshu.io", "datacatalogs", None),
@@ -93,20 +154,5 @@ async fn the_operator_may_do_what_its_controllers_do_and_nothing_more() {
         ("create", "coordination.k8s.io", "leases", Some("dept-a")),
         ("patch", "", "namespaces", None),
     ];
-    let mut wrong = Vec::new();
-    for (verb, group, resource, ns) in may {
-        if !allowed(&env, verb, group, resource, ns).await {
-            wrong.push(format!(
-                "denied but needed: {verb} {group}/{resource} in {ns:?}"
-            ));
-        }
-    }
-    for (verb, group, resource, ns) in may_not {
-        if allowed(&env, verb, group, resource, ns).await {
-            wrong.push(format!(
-                "allowed but not needed: {verb} {group}/{resource} in {ns:?}"
-            ));
-        }
-    }
-    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    check(&env, OPERATOR, &may, &may_not).await;
 }

@@ -44,6 +44,10 @@ enum Cmd {
         /// Skip fmt and clippy.
         #[arg(long)]
         no_lint: bool,
+        /// Extra arguments for `cargo test` (e.g. `-- --test exchange` to run one suite while
+        /// working on it); the README's command passes none.
+        #[arg(last = true)]
+        cargo_args: Vec<String>,
     },
     /// Run a benchmark program (release build) and record its report in `bench/results/`:
     /// `scale` (the workflow at 1,000 departments and 10,000 grants).
@@ -97,7 +101,10 @@ fn main() -> ExitCode {
             Cmd::Crd => crd(),
             Cmd::Demo { action } if action == "down" => demo::down(),
             Cmd::Demo { .. } => demo::up().await,
-            Cmd::Test { no_lint } => test::run_all(!no_lint).await,
+            Cmd::Test {
+                no_lint,
+                cargo_args,
+            } => test::run_all(!no_lint, &cargo_args).await,
             Cmd::Bench { name, args } => bench(&name, &args),
         }
     });

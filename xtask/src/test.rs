@@ -10,7 +10,7 @@ use gongshu_e2e::{controlplane::ControlPlane, harness::KUBECONFIG_ENV, upstream}
 
 use crate::{Result, cargo, repo, run, target_dir};
 
-pub async fn run_all(lint: bool) -> Result {
+pub async fn run_all(lint: bool, cargo_args: &[String]) -> Result {
     let started = Instant::now();
     if lint {
         run(cargo().args(["fmt", "--all", "--", "--check"]))?;
@@ -65,6 +65,7 @@ pub async fn run_all(lint: bool) -> Result {
     let tests = run_counted(
         cargo()
             .args(["test", "--workspace", "--no-fail-fast"])
+            .args(cargo_args)
             .env(KUBECONFIG_ENV, plane.kubeconfig())
             .env("GONGSHU_E2E_OPERATOR_LOG", &log),
     );

@@ -1,11 +1,11 @@
-//! The command line: `gongshu [--log-format text|json] <operator|crd>`, each flag with an
+//! The command line: `gongshu [--log-format text|json] <operator|exchange|audit|crd>`, each flag with an
 //! environment variable fallback for use in a pod spec.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::{admission, operator, telemetry::LogFormat};
+use crate::{admission, exchange, operator, telemetry::LogFormat};
 
 /// gongshu (公数): public-data regulations as Kubernetes infrastructure.
 #[derive(Debug, Parser)]
@@ -31,8 +31,59 @@ pub struct Cli {
 pub enum Command {
     /// Run the controllers (with leader election) and the admin server until SIGTERM.
     Operator(Box<OperatorArgs>),
+    /// Serve active grants over HTTPS (the exchange gateway), auditing every access.
+    Exchange(Box<ExchangeArgs>),
+    /// Check the exchange's audit log (`gongshu audit verify --dir …`).
+    Audit(crate::audit::cli::AuditArgs),
     /// Print every CRD as multi-document YAML, or write one file per CRD into a directory.
     Crd(CrdArgs),
+}
+
+/// `gongshu exchange`.
+#[derive(Debug, Args)]
+pub struct ExchangeArgs {
+    /// HTTPS listen address.
+    #[arg(long, env = "GONGSHU_EXCHANGE_ADDR", default_value = "127.0.0.1:8444")]
+    pub addr: SocketAddr,
+    /// PEM serving certificate.
+    #[arg(long, env = "GONGSHU_EXCHANGE_CERT_FILE")]
+    pub cert_file: PathBuf,
+    /// PEM private key of the certificate.
+    #[arg(long, env = "GONGSHU_EXCHANGE_KEY_FILE")]
+    pub key_file: PathBuf,
+    /// Directory of the audit log's segments (a persistent volume in a cluster).
+    #[arg(long, env = "GONGSHU_AUDIT_DIR")]
+    pub audit_dir: PathBuf,
+    /// Namespace of the audit checkpoint ConfigMap (`gongshu-audit-checkpoint`), normally the
+    /// exchange's own.
+    #[arg(long, env = "POD_NAMESPACE", default_value = "gongshu-system")]
+    pub namespace: String,
+    /// Name of the audit checkpoint ConfigMap, in `--namespace`.
+    #[arg(long, env = "GONGSHU_AUDIT_CHECKPOINT", default_value = crate::audit::CHECKPOINT_NAME)]
+    pub checkpoint_name: String,
+    /// Seconds between writes of grant usage to the grants' status.
+    #[arg(long, env = "GONGSHU_USAGE_INTERVAL_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub usage_interval_seconds: u64,
+    /// File holding the 32-byte key that seals page cursors; give every replica the same one.
+    /// Without it each process draws its own, and cursors do not survive a restart.
+    #[arg(long, env = "GONGSHU_CURSOR_KEY_FILE")]
+    pub cursor_key_file: Option<PathBuf>,
+}
+
+impl ExchangeArgs {
+    /// The exchange's configuration.
+    pub fn config(&self) -> exchange::Config {
+        exchange::Config {
+            addr: self.addr,
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            audit_dir: self.audit_dir.clone(),
+            checkpoint: Some((self.namespace.clone(), self.checkpoint_name.clone())),
+            usage_interval: Duration::from_secs(self.usage_interval_seconds),
+            cursor_key_file: self.cursor_key_file.clone(),
+        }
+    }
 }
 
 /// `gongshu operator`.

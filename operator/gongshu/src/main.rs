@@ -4,8 +4,9 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use gongshu::{
+    audit,
     cli::{Cli, Command, CrdArgs},
-    crd, operator, telemetry,
+    crd, exchange, operator, telemetry,
 };
 use tracing::{error, info};
 
@@ -20,13 +21,29 @@ fn main() -> ExitCode {
     telemetry::init(cli.log_format);
     let result = match cli.command {
         Command::Crd(args) => crd_command(&args),
-        Command::Operator(args) => tokio::runtime::Runtime::new()
-            .map_err(|e| format!("cannot start the async runtime: {e}"))
-            .and_then(|runtime| {
-                runtime
-                    .block_on(operator::run(args.config()))
-                    .map_err(|e| e.to_string())
-            }),
+        Command::Operator(args) => block_on(async move {
+            operator::run(args.config())
+                .await
+                .map_err(|e| e.to_string())
+        }),
+        Command::Exchange(args) => block_on(async move {
+            exchange::run(args.config())
+                .await
+                .map_err(|e| e.to_string())
+        }),
+        // Exit 1 when the chain is broken (the report says where), 2 when it cannot be read.
+        Command::Audit(args) => {
+            return match block_on(
+                async move { audit::cli::run(&args).await.map_err(|e| e.to_string()) },
+            ) {
+                Ok(true) => ExitCode::SUCCESS,
+                Ok(false) => ExitCode::from(1),
+                Err(message) => {
+                    error!("{message}");
+                    ExitCode::from(2)
+                }
+            };
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -35,6 +52,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Runs `work` on a multi-threaded runtime.
+fn block_on<T>(work: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
+    tokio::runtime::Runtime::new()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?
+        .block_on(work)
 }
 
 fn crd_command(args: &CrdArgs) -> Result<(), String> {

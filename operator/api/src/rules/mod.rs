@@ -9,6 +9,7 @@
 
 pub mod backup;
 pub mod catalog;
+pub mod exchange;
 pub mod grant;
 pub mod open;
 pub mod regulation;

@@ -1,0 +1,759 @@
+//! The exchange gateway against the real apiserver and a real PostgreSQL: every mode, every
+//! authentication failure, revocation and suspension, usage in status, and the audit chain
+//! through a kill -9 (SEC-2, SH-3, SH-5, SH-7, SH-12, SH-13, SH-14, CH-1).
+
+#![allow(clippy::expect_used, clippy::unwrap_used)]
+
+use std::{collections::BTreeSet, path::PathBuf, time::Duration};
+
+use gongshu_api::v1alpha1::{GrantPhase, ShareGrant};
+use gongshu_e2e::{
+    cluster::operator_binary,
+    controlplane::SERVICE_ACCOUNT_ISSUER,
+    exchange::Exchange,
+    fixtures::{Sharing, provider_catalog},
+    harness::{TestEnv, random_suffix},
+    postgres::Postgres,
+};
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use kube::{Api, api::PostParams};
+use serde_json::{Value, json};
+
+const CACHE_LAG: Duration = Duration::from_secs(15);
+const WORKFLOW: Duration = Duration::from_secs(60);
+/// Rows in the provider's households table.
+const ROWS: usize = 250;
+
+/// A provider whose `households` and `photos` live in a real PostgreSQL, a consumer with the
+/// ServiceAccount `allowance-app`, and an exchange of the test's own.
+struct Setup {
+    sharing: Sharing,
+    _pg: Postgres,
+    exchange: Exchange,
+    dir: PathBuf,
+}
+
+impl Setup {
+    async fn new() -> Self {
+        let env = TestEnv::connect().await.expect("control plane");
+        let dir = std::env::temp_dir().join(format!("gongshu-exchange-{}", random_suffix()));
+        let pg = Postgres::start(&dir.join("pg")).await.expect("postgres");
+        pg.psql(
+            "postgres",
+            &format!(
+                "create table households (citizen_id text primary key, name text, ethnicity text); \
+                 insert into households select lpad(i::text, 18, '0'), 'name-' || i, 'e-' || i \
+                 from generate_series(1, {ROWS}) i; \
+                 create table photos (citizen_id text primary key, photo_sha256 text); \
+                 insert into photos values ('000000000000000001', 'abc123')"
+            ),
+        )
+        .expect("tables");
+        let sharing = Sharing::on(env.clone(), provider_catalog, true)
+            .await
+            .expect("departments");
+        let secret: Secret = serde_json::from_value(json!({
+            "metadata": {"name": "db"},
+            "stringData": {"uri": pg.url("postgres")},
+        }))
+        .unwrap();
+        Api::<Secret>::namespaced(env.client.clone(), &sharing.provider_ns)
+            .create(&PostParams::default(), &secret)
+            .await
+            .expect("connection secret");
+        for (ns, name) in [
+            (&sharing.consumer_ns, "allowance-app"),
+            (&sharing.consumer_ns, "other-app"),
+            (&sharing.provider_ns, "allowance-app"),
+        ] {
+            let sa: ServiceAccount =
+                serde_json::from_value(json!({"metadata": {"name": name}})).unwrap();
+            Api::<ServiceAccount>::namespaced(env.client.clone(), ns)
+                .create(&PostParams::default(), &sa)
+                .await
+                .expect("service account");
+        }
+        let cluster_dir = env.kubeconfig().parent().unwrap().to_path_buf();
+        let exchange = Exchange::start(
+            &operator_binary("debug").expect("gongshu built"),
+            &cluster_dir,
+            &dir.join("exchange"),
+            &format!("audit-{}", random_suffix()),
+        )
+        .await
+        .expect("exchange starts");
+        Self {
+            sharing,
+            _pg: pg,
+            exchange,
+            dir,
+        }
+    }
+
+    fn env(&self) -> &TestEnv {
+        &self.sharing.env
+    }
+
+    fn grants(&self) -> Api<ShareGrant> {
+        Api::namespaced(self.env().client.clone(), &self.sharing.consumer_ns)
+    }
+
+    /// Requests `item` as `name` and has the provider approve it; waits until Active.
+    async fn active(&self, name: &str, item: &str, fields: &[&str], mode: &str) -> ShareGrant {
+        let grant = self.sharing.grant(name, item, fields, mode);
+        self.env()
+            .create_admitted(&self.grants(), &grant, CACHE_LAG)
+            .await
+            .expect("grant admitted");
+        self.wait_phase(name, GrantPhase::ProviderReview).await;
+        self.provider_decides(name, "approve").await;
+        self.wait_phase(name, GrantPhase::Active).await
+    }
+
+    async fn provider_decides(&self, name: &str, decision: &str) {
+        self.env()
+            .review(
+                &self.sharing.provider_ns,
+                &format!("{decision}-{name}-{}", random_suffix()),
+                json!({"kind": "ShareGrant", "namespace": self.sharing.consumer_ns, "name": name}),
+                decision,
+                "Decided by the provider for the exchange suite.",
+            )
+            .await
+            .expect("review");
+    }
+
+    async fn wait_phase(&self, name: &str, phase: GrantPhase) -> ShareGrant {
+        self.env()
+            .wait_for(
+                self.grants(),
+                name,
+                WORKFLOW,
+                move |g: Option<&ShareGrant>| {
+                    g.and_then(|g| g.status.as_ref())
+                        .is_some_and(|s| s.phase == Some(phase))
+                },
+            )
+            .await
+            .unwrap()
+    }
+
+    /// `kubectl create token <sa> -n <ns> --audience <audience>`, as the README does.
+    fn token(&self, namespace: &str, sa: &str, audience: &str) -> String {
+        let out = self
+            .env()
+            .kubectl()
+            .args([
+                "create",
+                "token",
+                sa,
+                "-n",
+                namespace,
+                "--audience",
+                audience,
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    }
+
+    fn consumer_token(&self) -> String {
+        self.token(
+            &self.sharing.consumer_ns,
+            "allowance-app",
+            "gongshu-exchange",
+        )
+    }
+
+    fn url(&self, grant: &str, rest: &str) -> String {
+        format!(
+            "{}/v1/grants/{}/{grant}{rest}",
+            self.exchange.url, self.sharing.consumer_ns
+        )
+    }
+
+    async fn get(&self, token: Option<&str>, url: &str) -> (u16, Value, String) {
+        let mut request = self.exchange.http.get(url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.expect("exchange answers");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        let text = response.text().await.unwrap();
+        let json = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if status >= 400 {
+            assert_eq!(content_type, "application/problem+json", "{text}");
+        }
+        (status, json, text)
+    }
+
+    /// The audit records written so far, in order.
+    fn audit(&self) -> Vec<Value> {
+        let mut names: Vec<_> = std::fs::read_dir(&self.exchange.audit_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+            .collect();
+        names.sort();
+        names
+            .iter()
+            .flat_map(|p| {
+                std::fs::read_to_string(p)
+                    .unwrap()
+                    .lines()
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect::<Vec<Value>>()
+            })
+            .collect()
+    }
+
+    /// `gongshu audit verify` on the exchange's directory against its checkpoint.
+    fn verify_audit(&self) -> (bool, String) {
+        let out = std::process::Command::new(operator_binary("debug").unwrap())
+            .args(["audit", "verify", "--dir"])
+            .arg(&self.exchange.audit_dir)
+            .args([
+                "--checkpoint-namespace",
+                "gongshu-system",
+                "--checkpoint-name",
+            ])
+            .arg(&self.exchange.checkpoint)
+            .env("KUBECONFIG", self.env().kubeconfig())
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    }
+}
+
+impl Drop for Setup {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("exchange log: {}", self.exchange.log.display());
+        }
+    }
+}
+
+#[tokio::test]
+async fn api_mode_serves_the_approved_fields_only_by_key_and_by_page_sh_5() {
+    let s = Setup::new().await;
+    s.active("allowance", "households", &["citizen_id", "name"], "api")
+        .await;
+    let token = s.consumer_token();
+
+    // A keyed lookup: the granted fields, never `ethnicity`.
+    let (status, record, _) = s
+        .get(
+            Some(&token),
+            &s.url("allowance", "/records/000000000000000007"),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        record,
+        json!({"citizen_id": "000000000000000007", "name": "name-7"})
+    );
+    let (status, problem, _) = s
+        .get(Some(&token), &s.url("allowance", "/records/999"))
+        .await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (404, Some("https://gongshu.io/problems/record-not-found"))
+    );
+
+    // Pages in key order until the end: every row once.
+    let mut seen = BTreeSet::new();
+    let mut next: Option<String> = None;
+    let mut pages = 0;
+    loop {
+        let mut url = s.url("allowance", "/records?limit=100");
+        if let Some(cursor) = &next {
+            url.push_str(&format!("&cursor={cursor}"));
+        }
+        let (status, page, text) = s.get(Some(&token), &url).await;
+        assert_eq!(status, 200, "{text}");
+        pages += 1;
+        for record in page["records"].as_array().unwrap() {
+            assert_eq!(record.as_object().unwrap().len(), 2, "{record}");
+            assert!(seen.insert(record["citizen_id"].as_str().unwrap().to_owned()));
+        }
+        match page["next"].as_str() {
+            Some(cursor) => next = Some(cursor.to_owned()),
+            None => break,
+        }
+    }
+    assert_eq!((seen.len(), pages), (ROWS, 3));
+
+    // Filters name granted fields only; a forged cursor and another mode are refused.
+    let (status, page, _) = s
+        .get(Some(&token), &s.url("allowance", "/records?name=name-42"))
+        .await;
+    assert_eq!(
+        (status, page["records"].as_array().unwrap().len()),
+        (200, 1)
+    );
+    let (status, problem, _) = s
+        .get(Some(&token), &s.url("allowance", "/records?ethnicity=e-1"))
+        .await;
+    assert_eq!((status, problem["rule"].as_str()), (400, Some("SH-5")));
+    let (status, _, _) = s
+        .get(Some(&token), &s.url("allowance", "/records?cursor=AAAA"))
+        .await;
+    assert_eq!(status, 400);
+    let (status, problem, _) = s.get(Some(&token), &s.url("allowance", "/download")).await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (403, Some("https://gongshu.io/problems/wrong-mode"))
+    );
+
+    // Usage reaches the grant's status (SH-12), batched.
+    let used = s
+        .env()
+        .wait_for(
+            s.grants(),
+            "allowance",
+            Duration::from_secs(20),
+            |g: Option<&ShareGrant>| {
+                g.and_then(|g| g.status.as_ref())
+                    .and_then(|s| s.usage.as_ref())
+                    .is_some_and(|u| u.rows >= ROWS as i64 + 2)
+            },
+        )
+        .await
+        .expect("usage written");
+    let usage = used.status.unwrap().usage.unwrap();
+    assert!(usage.requests >= 5, "{usage:?}");
+    assert!(usage.last_access.is_some());
+
+    // Every access is audited: who, which grant, what fields, how many rows, the result.
+    let audit = s.audit();
+    let served: Vec<&Value> = audit.iter().filter(|r| r["status"] == 200).collect();
+    assert!(served.len() >= 5, "{audit:?}");
+    let page = served.iter().find(|r| r["operation"] == "query").unwrap();
+    assert_eq!(
+        page["caller"],
+        format!(
+            "system:serviceaccount:{}:allowance-app",
+            s.sharing.consumer_ns
+        )
+    );
+    assert_eq!(page["fields"], json!(["citizen_id", "name"]));
+    assert_eq!(page["rows"], 100);
+    assert!(
+        audit
+            .iter()
+            .any(|r| r["status"] == 403 && r["problem"] == "wrong-mode")
+    );
+}
+
+/// A real but expired token: signed with the cluster's own ServiceAccount key, as the
+/// apiserver would have issued it, with `exp` an hour ago.
+async fn expired_token(s: &Setup) -> String {
+    let sa = Api::<ServiceAccount>::namespaced(s.env().client.clone(), &s.sharing.consumer_ns)
+        .get("allowance-app")
+        .await
+        .unwrap();
+    let now = jiff::Timestamp::now().as_second();
+    let claims = json!({
+        "iss": SERVICE_ACCOUNT_ISSUER,
+        "sub": format!("system:serviceaccount:{}:allowance-app", s.sharing.consumer_ns),
+        "aud": ["gongshu-exchange"],
+        "iat": now - 7200, "nbf": now - 7200, "exp": now - 3600,
+        "kubernetes.io": {
+            "namespace": s.sharing.consumer_ns,
+            "serviceaccount": {"name": "allowance-app", "uid": sa.metadata.uid.unwrap()},
+        },
+    });
+    let pki = s.env().kubeconfig().parent().unwrap().join("pki/sa.key");
+    let key = jsonwebtoken::EncodingKey::from_ec_pem(&std::fs::read(pki).unwrap()).unwrap();
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
+        &claims,
+        &key,
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn every_authentication_and_authorization_failure_is_a_problem_and_audited_sec_2_sh_3() {
+    let s = Setup::new().await;
+    s.active("allowance", "households", &["citizen_id", "name"], "api")
+        .await;
+    let url = s.url("allowance", "/records/000000000000000001");
+    let consumer_ns = s.sharing.consumer_ns.clone();
+    let provider_ns = s.sharing.provider_ns.clone();
+    let cases: Vec<(&str, Option<String>, u16, &str)> = vec![
+        ("no token", None, 401, "unauthenticated"),
+        (
+            "not a token",
+            Some("garbage".into()),
+            401,
+            "unauthenticated",
+        ),
+        (
+            "another audience",
+            Some(s.token(
+                &consumer_ns,
+                "allowance-app",
+                "https://kubernetes.default.svc",
+            )),
+            401,
+            "unauthenticated",
+        ),
+        (
+            "expired",
+            Some(expired_token(&s).await),
+            401,
+            "unauthenticated",
+        ),
+        (
+            "a ServiceAccount the grant does not name",
+            Some(s.token(&consumer_ns, "other-app", "gongshu-exchange")),
+            403,
+            "not-a-grantee",
+        ),
+        (
+            "another department's ServiceAccount of the same name",
+            Some(s.token(&provider_ns, "allowance-app", "gongshu-exchange")),
+            403,
+            "not-a-grantee",
+        ),
+    ];
+    for (case, token, want, slug) in &cases {
+        let (status, problem, text) = s.get(token.as_deref(), &url).await;
+        assert_eq!(status, *want, "{case}: {text}");
+        assert_eq!(
+            problem["type"].as_str().unwrap(),
+            format!("https://gongshu.io/problems/{slug}"),
+            "{case}"
+        );
+        assert!(!problem["detail"].as_str().unwrap().is_empty(), "{case}");
+    }
+    // The expired token's refusal says why.
+    let (_, problem, _) = s.get(cases[3].1.as_deref(), &url).await;
+    assert!(
+        problem["detail"].as_str().unwrap().contains("expired"),
+        "{problem}"
+    );
+
+    // The grantee's token works; every refusal above is in the audit log, with its caller.
+    let (status, _, _) = s.get(Some(&s.consumer_token()), &url).await;
+    assert_eq!(status, 200);
+    let audit = s.audit();
+    let refused: Vec<&Value> = audit
+        .iter()
+        .filter(|r| r["status"].as_u64() >= Some(400))
+        .collect();
+    assert!(refused.len() >= cases.len(), "{audit:#?}");
+    assert!(
+        refused
+            .iter()
+            .any(|r| r["caller"] == "anonymous" && r["status"] == 401)
+    );
+    assert!(
+        refused
+            .iter()
+            .any(|r| r["caller"] == format!("system:serviceaccount:{provider_ns}:allowance-app"))
+    );
+    let text = std::fs::read_dir(&s.exchange.audit_dir)
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap_or_default())
+        .collect::<String>();
+    assert!(
+        !text.contains(&s.consumer_token()[..40]),
+        "no token in the audit log"
+    );
+}
+
+#[tokio::test]
+async fn revocation_and_suspension_cut_the_consumer_off_within_seconds_sh_14() {
+    let s = Setup::new().await;
+    s.active("allowance", "households", &["citizen_id", "name"], "api")
+        .await;
+    let token = s.consumer_token();
+    let url = s.url("allowance", "/records/000000000000000001");
+    assert_eq!(s.get(Some(&token), &url).await.0, 200);
+
+    // Suspension by the authority (SH-14): refused while suspended, served again on resume.
+    s.env()
+        .review(
+            TestEnv::AUTHORITY_NAMESPACE,
+            &format!("suspend-{}", random_suffix()),
+            json!({"kind": "ShareGrant", "namespace": s.sharing.consumer_ns, "name": "allowance"}),
+            "suspend",
+            "Data used outside the declared scenario.",
+        )
+        .await
+        .unwrap();
+    s.wait_phase("allowance", GrantPhase::Suspended).await;
+    let (status, problem) = poll_until_refused(&s, &token, &url).await;
+    assert_eq!((status, problem["rule"].as_str()), (403, Some("SH-14")));
+    s.env()
+        .review(
+            TestEnv::AUTHORITY_NAMESPACE,
+            &format!("resume-{}", random_suffix()),
+            json!({"kind": "ShareGrant", "namespace": s.sharing.consumer_ns, "name": "allowance"}),
+            "resume",
+            "Violation corrected.",
+        )
+        .await
+        .unwrap();
+    s.wait_phase("allowance", GrantPhase::Active).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while s.get(Some(&token), &url).await.0 != 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "served again after resumption"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // Revocation by the provider: refused from then on.
+    s.provider_decides("allowance", "revoke").await;
+    s.wait_phase("allowance", GrantPhase::Revoked).await;
+    let (status, problem) = poll_until_refused(&s, &token, &url).await;
+    assert_eq!(
+        (status, problem["type"].as_str()),
+        (403, Some("https://gongshu.io/problems/grant-not-active"))
+    );
+}
+
+/// Requests until refused (the exchange's watch may lag the status the test saw), at most
+/// 10 s; the revocation benchmark measures the lag.
+async fn poll_until_refused(s: &Setup, token: &str, url: &str) -> (u16, Value) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body, _) = s.get(Some(token), url).await;
+        if status != 200 {
+            return (status, body);
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still served 10 s after the change"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn file_mode_streams_every_row_as_csv_or_json_lines() {
+    let s = Setup::new().await;
+    let active = s
+        .active("bulk", "households", &["name", "citizen_id"], "file")
+        .await;
+    let approved = active.status.unwrap().approved.unwrap().terms.fields;
+    let token = s.consumer_token();
+    let (status, _, csv) = s
+        .get(Some(&token), &s.url("bulk", "/download?format=csv"))
+        .await;
+    assert_eq!(status, 200);
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        approved.join(","),
+        "the approved fields, in the approved order"
+    );
+    assert_eq!(lines.len(), ROWS + 1);
+    let row = if approved[0] == "name" {
+        "name-9,000000000000000009"
+    } else {
+        "000000000000000009,name-9"
+    };
+    assert!(lines.contains(&row), "{csv}");
+    let (status, _, jsonl) = s
+        .get(Some(&token), &s.url("bulk", "/download?format=jsonl"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(jsonl.lines().count(), ROWS);
+    let first: Value = serde_json::from_str(jsonl.lines().next().unwrap()).unwrap();
+    assert_eq!(first.as_object().unwrap().len(), 2, "{first}");
+    let (status, _, _) = s
+        .get(Some(&token), &s.url("bulk", "/records?limit=1"))
+        .await;
+    assert_eq!(status, 403, "api mode is not granted");
+    // The download is audited with its row count once the stream ends.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let audit = s.audit();
+        let downloads: Vec<&Value> = audit
+            .iter()
+            .filter(|r| r["operation"] == "download" && r["status"] == 200)
+            .collect();
+        if downloads.len() == 2 {
+            assert!(downloads.iter().all(|r| r["rows"] == ROWS), "{downloads:?}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{audit:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn verify_mode_answers_match_flags_and_reveals_nothing_sh_7() {
+    let s = Setup::new().await;
+    s.active("check", "photos", &["photo_sha256"], "verify")
+        .await;
+    let token = s.consumer_token();
+    let verify = |record: Value| {
+        let request = s
+            .exchange
+            .http
+            .post(s.url("check", "/verify"))
+            .bearer_auth(&token)
+            .json(&json!({ "record": record }));
+        async move {
+            let response = request.send().await.unwrap();
+            (
+                response.status().as_u16(),
+                response.json::<Value>().await.unwrap(),
+            )
+        }
+    };
+    let (status, answer) =
+        verify(json!({"citizen_id": "000000000000000001", "photo_sha256": "abc123"})).await;
+    assert_eq!(
+        (status, &answer),
+        (
+            200,
+            &json!({"found": true, "match": true, "fields": {"photo_sha256": true}})
+        )
+    );
+    let (_, answer) =
+        verify(json!({"citizen_id": "000000000000000001", "photo_sha256": "zzz"})).await;
+    assert_eq!(
+        answer,
+        json!({"found": true, "match": false, "fields": {"photo_sha256": false}})
+    );
+    let (_, answer) =
+        verify(json!({"citizen_id": "000000000000000002", "photo_sha256": "abc123"})).await;
+    assert_eq!(answer, json!({"found": false, "match": false}));
+    let (status, problem) = verify(json!({"photo_sha256": "abc123"})).await;
+    assert_eq!(status, 400, "the key is required: {problem}");
+    let (status, _, _) = s
+        .get(Some(&token), &s.url("check", "/records/000000000000000001"))
+        .await;
+    assert_eq!(status, 403, "nothing is served but verification");
+}
+
+#[tokio::test]
+async fn a_kill_9_during_writes_loses_no_answered_access_and_verify_finds_tampering_sec_2() {
+    let mut s = Setup::new().await;
+    s.active("allowance", "households", &["citizen_id", "name"], "api")
+        .await;
+    let token = s.consumer_token();
+    let url = s.url("allowance", "/records/000000000000000003");
+
+    // Eight clients read as fast as they can; the exchange is killed mid-way.
+    let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        let (http, url, token, answered) = (
+            s.exchange.http.clone(),
+            url.clone(),
+            token.clone(),
+            answered.clone(),
+        );
+        clients.push(tokio::spawn(async move {
+            while let Ok(response) = http.get(&url).bearer_auth(&token).send().await {
+                if response.status() == 200 && response.bytes().await.is_ok() {
+                    answered.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+        }));
+    }
+    while answered.load(std::sync::atomic::Ordering::SeqCst) < 200 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(s.exchange.process.pid()),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    for client in clients {
+        client.await.unwrap();
+    }
+    let answered = answered.load(std::sync::atomic::Ordering::SeqCst);
+    let served = s.audit().iter().filter(|r| r["status"] == 200).count();
+    assert!(
+        served >= answered,
+        "every answered access was audited first: {served} records, {answered} answers"
+    );
+
+    // Restarted on the same directory, the chain continues intact.
+    let cluster_dir = s.env().kubeconfig().parent().unwrap().to_path_buf();
+    let checkpoint = s.exchange.checkpoint.clone();
+    s.exchange = Exchange::start(
+        &operator_binary("debug").unwrap(),
+        &cluster_dir,
+        &s.dir.join("exchange"),
+        &checkpoint,
+    )
+    .await
+    .expect("exchange restarts");
+    let url = s.url("allowance", "/records/000000000000000003");
+    assert_eq!(s.get(Some(&token), &url).await.0, 200);
+    // The head is checkpointed into the apiserver within a second or so of the last write.
+    let records = s.audit().len() as u64;
+    let checkpoints = Api::<k8s_openapi::api::core::v1::ConfigMap>::namespaced(
+        s.env().client.clone(),
+        "gongshu-system",
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let covered = checkpoints
+            .get_opt(&checkpoint)
+            .await
+            .unwrap()
+            .and_then(|c| c.data)
+            .is_some_and(|data| {
+                data.values()
+                    .filter_map(|v| v.split(':').nth(1)?.parse::<u64>().ok())
+                    .max()
+                    >= Some(records)
+            });
+        if covered {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no checkpoint of {records} records"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (intact, report) = s.verify_audit();
+    assert!(intact, "{report}");
+    assert!(report.contains("intact"), "{report}");
+
+    // One changed byte in one record is found, and named.
+    let segment = std::fs::read_dir(&s.exchange.audit_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .min()
+        .unwrap();
+    let text = std::fs::read_to_string(&segment).unwrap();
+    let tampered = text.replacen("\"rows\":1", "\"rows\":2", 1);
+    assert_ne!(text, tampered);
+    std::fs::write(&segment, tampered).unwrap();
+    let (intact, report) = s.verify_audit();
+    assert!(!intact, "{report}");
+    assert!(report.contains("edited"), "{report}");
+}

@@ -1,0 +1,431 @@
+//! PostgreSQL sources: one connection pool per provider Secret, prepared (cached) statements,
+//! `COPY` for bulk downloads.
+
+use std::{
+    collections::HashMap,
+    pin::Pin,
+    sync::{Arc, Mutex, PoisonError},
+    task::{Context, Poll},
+    time::{Duration, Instant},
+};
+
+use bytes::Bytes;
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use futures::{Stream, StreamExt, TryStreamExt};
+use gongshu_api::v1alpha1::{PostgresSource, SecretKeyRef};
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, Client};
+use tokio_postgres::{NoTls, error::SqlState, types::ToSql};
+
+use super::sql::{Table, ident};
+
+/// Connections per source pool.
+const POOL_SIZE: usize = 16;
+/// How long a connection URI read from a Secret is trusted before it is read again (so a
+/// rotated password is picked up).
+const SECRET_TTL: Duration = Duration::from_secs(300);
+/// Rows per chunk of a JSON-lines download.
+const ROWS_PER_CHUNK: usize = 512;
+
+/// Why a source could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The connection Secret could not be read.
+    #[error("cannot read Secret {namespace}/{name}: {source}")]
+    Secret {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// Cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// The Secret lacks the key, or its value is not a connection URI.
+    #[error("Secret {namespace}/{name} key {key}: {reason}")]
+    Uri {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The key.
+        key: String,
+        /// What is wrong (never the value).
+        reason: String,
+    },
+    /// No connection could be had.
+    #[error("cannot connect to the source database: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// The table does not match the catalog.
+    #[error("{0}")]
+    Mismatch(String),
+    /// A value the caller sent is not valid for its column.
+    #[error("a value is not valid for its column's type: {0}")]
+    BadValue(String),
+    /// The query failed.
+    #[error("query failed: {0}")]
+    Query(tokio_postgres::Error),
+    /// A file source failed.
+    #[error("{0}")]
+    File(String),
+}
+
+impl From<tokio_postgres::Error> for SourceError {
+    fn from(error: tokio_postgres::Error) -> Self {
+        let bad_value = [
+            SqlState::INVALID_TEXT_REPRESENTATION,
+            SqlState::INVALID_DATETIME_FORMAT,
+            SqlState::DATETIME_FIELD_OVERFLOW,
+            SqlState::NUMERIC_VALUE_OUT_OF_RANGE,
+            SqlState::INVALID_PARAMETER_VALUE,
+        ];
+        match error.as_db_error() {
+            Some(db) if bad_value.contains(db.code()) => Self::BadValue(db.message().to_owned()),
+            Some(db)
+                if *db.code() == SqlState::UNDEFINED_COLUMN
+                    || *db.code() == SqlState::UNDEFINED_TABLE =>
+            {
+                Self::Mismatch(format!(
+                    "the source table does not match the catalog: {}",
+                    db.message()
+                ))
+            }
+            _ => Self::Query(error),
+        }
+    }
+}
+
+struct Entry {
+    uri: String,
+    read: Instant,
+    pool: Pool,
+    tables: Mutex<HashMap<String, Arc<Table>>>,
+}
+
+/// The pools of every PostgreSQL source the exchange has served, by Secret.
+pub struct Postgres {
+    client: Client,
+    entries: Mutex<HashMap<(String, String, String), Arc<Entry>>>,
+}
+
+impl std::fmt::Debug for Postgres {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Postgres").finish_non_exhaustive()
+    }
+}
+
+/// One source table ready to query: a pool and the described table.
+#[derive(Clone)]
+pub struct Source {
+    pool: Pool,
+    /// The table with its key columns and column types.
+    pub table: Arc<Table>,
+}
+
+impl Postgres {
+    /// Pools reading their Secrets through `client`.
+    pub fn new(client: Client) -> Self {
+        Self {
+            client,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The source of `source` in the provider's `namespace`, checked against the catalog's
+    /// `columns` (every declared field must exist; their types are learnt).
+    pub async fn source(
+        &self,
+        namespace: &str,
+        source: &PostgresSource,
+        columns: &[String],
+    ) -> Result<Source, SourceError> {
+        let entry = self.entry(namespace, &source.connection_secret_ref).await?;
+        let qualified = format!("{}.{}", ident(&source.schema), ident(&source.table));
+        let cache_key = format!("{qualified}|{}", columns.join(","));
+        let cached = entry
+            .tables
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&cache_key)
+            .cloned();
+        let table = match cached {
+            Some(table) => table,
+            None => {
+                let client = entry.pool.get().await?;
+                let statement = client
+                    .prepare(&Table::describe(&qualified, columns))
+                    .await
+                    .map_err(SourceError::from)?;
+                let types = statement
+                    .columns()
+                    .iter()
+                    .map(|c| {
+                        let ty = c.type_();
+                        (
+                            c.name().to_owned(),
+                            format!("{}.{}", ident(ty.schema()), ident(ty.name())),
+                        )
+                    })
+                    .collect();
+                let table = Arc::new(Table {
+                    qualified,
+                    keys: source.key_columns.clone(),
+                    types,
+                });
+                entry
+                    .tables
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(cache_key, table.clone());
+                table
+            }
+        };
+        Ok(Source {
+            pool: entry.pool.clone(),
+            table,
+        })
+    }
+
+    async fn entry(
+        &self,
+        namespace: &str,
+        secret: &SecretKeyRef,
+    ) -> Result<Arc<Entry>, SourceError> {
+        let key = (
+            namespace.to_owned(),
+            secret.name.clone(),
+            secret.key.clone(),
+        );
+        let existing = self
+            .entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+            .cloned();
+        if let Some(entry) = &existing
+            && entry.read.elapsed() < SECRET_TTL
+        {
+            return Ok(entry.clone());
+        }
+        let uri = self.read_uri(namespace, secret).await?;
+        let entry = match existing {
+            // The same URI: keep the pool (and its described tables), trust it again.
+            Some(entry) if entry.uri == uri => Arc::new(Entry {
+                uri,
+                read: Instant::now(),
+                pool: entry.pool.clone(),
+                tables: Mutex::new(
+                    entry
+                        .tables
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .clone(),
+                ),
+            }),
+            _ => {
+                let uri_error = |reason: String| SourceError::Uri {
+                    namespace: namespace.to_owned(),
+                    name: secret.name.clone(),
+                    key: secret.key.clone(),
+                    reason,
+                };
+                let config: tokio_postgres::Config =
+                    uri.parse().map_err(|e: tokio_postgres::Error| {
+                        uri_error(format!("not a libpq connection URI ({e})"))
+                    })?;
+                let manager = Manager::from_config(
+                    config,
+                    NoTls,
+                    ManagerConfig {
+                        recycling_method: RecyclingMethod::Fast,
+                    },
+                );
+                let pool = Pool::builder(manager)
+                    .max_size(POOL_SIZE)
+                    .runtime(deadpool_postgres::Runtime::Tokio1)
+                    .wait_timeout(Some(Duration::from_secs(10)))
+                    .create_timeout(Some(Duration::from_secs(5)))
+                    .build()
+                    .map_err(|e| uri_error(format!("cannot build a pool ({e})")))?;
+                Arc::new(Entry {
+                    uri,
+                    read: Instant::now(),
+                    pool,
+                    tables: Mutex::new(HashMap::new()),
+                })
+            }
+        };
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(key, entry.clone());
+        Ok(entry)
+    }
+
+    async fn read_uri(
+        &self,
+        namespace: &str,
+        secret: &SecretKeyRef,
+    ) -> Result<String, SourceError> {
+        let found = Api::<Secret>::namespaced(self.client.clone(), namespace)
+            .get(&secret.name)
+            .await
+            .map_err(|source| SourceError::Secret {
+                namespace: namespace.to_owned(),
+                name: secret.name.clone(),
+                source,
+            })?;
+        let bytes = found
+            .data
+            .as_ref()
+            .and_then(|d| d.get(&secret.key))
+            .map(|b| b.0.clone())
+            .or_else(|| {
+                found
+                    .string_data
+                    .as_ref()
+                    .and_then(|d| d.get(&secret.key))
+                    .map(|s| s.clone().into_bytes())
+            })
+            .ok_or_else(|| SourceError::Uri {
+                namespace: namespace.to_owned(),
+                name: secret.name.clone(),
+                key: secret.key.clone(),
+                reason: "no such key".into(),
+            })?;
+        String::from_utf8(bytes)
+            .map(|s| s.trim().to_owned())
+            .map_err(|_| SourceError::Uri {
+                namespace: namespace.to_owned(),
+                name: secret.name.clone(),
+                key: secret.key.clone(),
+                reason: "not UTF-8".into(),
+            })
+    }
+}
+
+fn params(values: &[Option<String>]) -> Vec<&(dyn ToSql + Sync)> {
+    values.iter().map(|v| v as &(dyn ToSql + Sync)).collect()
+}
+
+impl std::fmt::Debug for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Source")
+            .field("table", &self.table)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Source {
+    /// The granted `fields` of the record whose key is `key`, as a JSON object.
+    pub async fn lookup(
+        &self,
+        fields: &[String],
+        key: &[String],
+    ) -> Result<Option<String>, SourceError> {
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached(&self.table.lookup(fields)).await?;
+        let values: Vec<Option<String>> = key.iter().cloned().map(Some).collect();
+        let row = client.query_opt(&statement, &params(&values)).await?;
+        Ok(row.map(|r| r.get::<_, String>(0)))
+    }
+
+    /// Up to `limit` records matching `filters` (column, value), after the key `after`:
+    /// each as (JSON object of `fields`, JSON array of its key).
+    pub async fn page(
+        &self,
+        fields: &[String],
+        filters: &[(String, String)],
+        after: Option<&[String]>,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, SourceError> {
+        let columns: Vec<String> = filters.iter().map(|(c, _)| c.clone()).collect();
+        let client = self.pool.get().await?;
+        let statement = client
+            .prepare_cached(&self.table.page(fields, &columns, after.is_some()))
+            .await?;
+        let mut values: Vec<Option<String>> =
+            filters.iter().map(|(_, v)| Some(v.clone())).collect();
+        values.extend(after.unwrap_or_default().iter().cloned().map(Some));
+        let mut bound = params(&values);
+        bound.push(&limit);
+        let rows = client.query(&statement, &bound).await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+            .collect())
+    }
+
+    /// For the record with `key`, whether each offered (column, value) equals the stored one;
+    /// `None` when no record has that key.
+    pub async fn verify(
+        &self,
+        key: &[String],
+        offered: &[(String, Option<String>)],
+    ) -> Result<Option<Vec<bool>>, SourceError> {
+        let columns: Vec<String> = offered.iter().map(|(c, _)| c.clone()).collect();
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached(&self.table.verify(&columns)).await?;
+        let mut values: Vec<Option<String>> = key.iter().cloned().map(Some).collect();
+        values.extend(offered.iter().map(|(_, v)| v.clone()));
+        let row = client.query_opt(&statement, &params(&values)).await?;
+        Ok(row.map(|r| {
+            if offered.is_empty() {
+                Vec::new()
+            } else {
+                (0..offered.len()).map(|i| r.get::<_, bool>(i)).collect()
+            }
+        }))
+    }
+
+    /// The granted `fields` of every record as CSV with a header, streamed by `COPY`.
+    pub async fn download_csv(&self, fields: &[String]) -> Result<ByteStream, SourceError> {
+        let client = self.pool.get().await?;
+        let copy = client
+            .copy_out(self.table.copy_csv(fields).as_str())
+            .await?;
+        Ok(Box::pin(Holding {
+            inner: Box::pin(copy.map_err(std::io::Error::other)),
+            _client: client,
+        }))
+    }
+
+    /// The granted `fields` of every record as JSON lines.
+    pub async fn download_jsonl(&self, fields: &[String]) -> Result<ByteStream, SourceError> {
+        let client = self.pool.get().await?;
+        let statement = client.prepare_cached(&self.table.scan_json(fields)).await?;
+        let rows = client
+            .query_raw(&statement, std::iter::empty::<&(dyn ToSql + Sync)>())
+            .await?;
+        let chunks = rows.ready_chunks(ROWS_PER_CHUNK).map(|batch| {
+            let mut out = Vec::with_capacity(batch.len() * 128);
+            for row in batch {
+                let row = row.map_err(std::io::Error::other)?;
+                out.extend_from_slice(row.get::<_, &str>(0).as_bytes());
+                out.push(b'\n');
+            }
+            Ok(Bytes::from(out))
+        });
+        Ok(Box::pin(Holding {
+            inner: Box::pin(chunks),
+            _client: client,
+        }))
+    }
+}
+
+/// A streamed response body.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send>>;
+
+/// A stream that keeps its pooled connection checked out until it is dropped.
+struct Holding<S> {
+    inner: Pin<Box<S>>,
+    _client: Object,
+}
+
+impl<S: Stream> Stream for Holding<S> {
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
