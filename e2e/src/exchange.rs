@@ -48,6 +48,17 @@ impl Exchange {
         dir: &Path,
         checkpoint: &str,
     ) -> Result<Self, Error> {
+        Self::start_with(binary, cluster_dir, dir, checkpoint, &[]).await
+    }
+
+    /// [`Exchange::start`] with `extra_env` (e.g. `GONGSHU_FILE_ROOT`).
+    pub async fn start_with(
+        binary: &Path,
+        cluster_dir: &Path,
+        dir: &Path,
+        checkpoint: &str,
+        extra_env: &[(&str, &Path)],
+    ) -> Result<Self, Error> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
         let kubeconfig = service_account_kubeconfig(
             &cluster_dir.join("admin.kubeconfig"),
@@ -79,6 +90,9 @@ impl Exchange {
             .env("GONGSHU_USAGE_INTERVAL_SECONDS", "1")
             .env("POD_NAMESPACE", "gongshu-system")
             .env("RUST_LOG", "info,kube=warn");
+        for (key, value) in extra_env {
+            cmd.env(key, value);
+        }
         let mut exchange = Self {
             process: Process::spawn("gongshu-exchange", &mut cmd, &log)?,
             url: format!("https://127.0.0.1:{port}"),
@@ -122,6 +136,15 @@ pub fn client(ca_file: &Path) -> Result<reqwest::Client, Error> {
         .tls_built_in_root_certs(false)
         .build()
         .map_err(|e| Error::Harness(format!("cannot build an HTTPS client: {e}")))
+}
+
+impl Exchange {
+    /// Leaves the exchange running past this handle (the demo), returning its pid.
+    pub fn detach(self) -> i32 {
+        let pid = self.process.pid();
+        std::mem::forget(self);
+        pid
+    }
 }
 
 impl Drop for Exchange {

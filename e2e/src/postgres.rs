@@ -39,6 +39,16 @@ impl Drop for Postgres {
 }
 
 impl Postgres {
+    /// Leaves the server running past this handle (the demo), returning its pid for whoever
+    /// stops it later.
+    pub fn detach(mut self) -> Option<i32> {
+        self.process.take().map(|p| {
+            let pid = p.pid();
+            std::mem::forget(p);
+            pid
+        })
+    }
+
     /// Initializes a cluster in `dir/data` (password authentication, loopback only) and starts
     /// it on a free port; waits until it accepts connections.
     pub async fn start(dir: &Path) -> Result<Self, Error> {

@@ -1,5 +1,6 @@
 //! `cargo xtask demo`: the local control plane, the CRDs, the operator (a local process, as
-//! no node runs pods here) and the examples, then what `kubectl get` shows of them.
+//! no node runs pods here), the exchange with a PostgreSQL holding the examples' data, and the
+//! examples, then what `kubectl get` shows of them.
 
 use std::{process::Command, time::Duration};
 
@@ -21,15 +22,45 @@ pub async fn up() -> Result {
     gongshu_e2e::operator::install(&bins.kubectl, &kubeconfig, &repo)?;
     let pids = cluster_dir().join(OPERATOR_PIDS);
     if process::all_alive(&pids) {
-        eprintln!("operator already running");
+        eprintln!("operator, exchange and PostgreSQL already running");
     } else {
         run(cargo().args(["build", "--quiet", "-p", "gongshu"]))?;
+        let binary = target_dir().join("debug").join("gongshu");
+        // The public security department's database, as the catalog's Secret names it.
+        let pg = gongshu_e2e::postgres::Postgres::start(&cluster_dir().join("postgres")).await?;
+        let population = std::fs::read_to_string(repo.join("examples/data/population.sql"))?;
+        pg.psql("postgres", &population)?;
+        run(kubectl(&["create", "namespace", "dept-public-security"])
+            .stderr(std::process::Stdio::null()))
+        .ok();
+        let secret = format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: population-db, namespace: dept-public-security}}\nstringData: {{uri: \"{}\"}}\n",
+            pg.url("postgres")
+        );
+        let secret_file = cluster_dir().join("population-db.yaml");
+        std::fs::write(&secret_file, secret)?;
+        run(kubectl(&["apply", "-f"]).arg(&secret_file))?;
+        // The exchange, with file sources read from examples/ (`/data/x.csv` is
+        // `examples/data/x.csv`).
+        let exchange = gongshu_e2e::exchange::Exchange::start_with(
+            &binary,
+            &cluster_dir(),
+            &cluster_dir().join("exchange"),
+            "gongshu-audit-checkpoint",
+            &[("GONGSHU_FILE_ROOT", &repo.join("examples"))],
+        )
+        .await?;
+        let exchange_url = exchange.url.clone();
+        eprintln!(
+            "exchange listening at {exchange_url} (log: {})",
+            exchange.log.display()
+        );
         let log = cluster_dir().join("logs").join("operator.log");
         let mut operator = gongshu_e2e::operator::start(
-            &target_dir().join("debug").join("gongshu"),
+            &binary,
             &cluster_dir(),
             &log,
-            &[],
+            &[("GONGSHU_EXCHANGE_URL", &exchange_url)],
         )
         .await?;
         std::thread::sleep(Duration::from_secs(1));
@@ -40,7 +71,13 @@ pub async fn up() -> Result {
             "validatingwebhookconfiguration/gongshu",
             "--timeout=60s",
         ]))?;
-        process::write_pid_file(&pids, &[(operator.pid(), "gongshu-operator")])?;
+        let mut running = vec![(operator.pid(), "gongshu-operator")];
+        running.push((exchange.detach(), "gongshu-exchange"));
+        if let Some(pid) = pg.detach() {
+            running.push((pid, "postgres"));
+        }
+        process::write_pid_file(&pids, &running)?;
+        std::fs::write(cluster_dir().join("exchange.url"), &exchange_url)?;
         eprintln!("operator started (log: {})", log.display());
     }
 
@@ -67,6 +104,12 @@ pub async fn up() -> Result {
     println!();
     println!("The demo is running. Use it with:");
     crate::print_env();
+    if let Ok(url) = std::fs::read_to_string(cluster_dir().join("exchange.url")) {
+        println!(
+            "The exchange serves active grants at {url} (CA: {}).",
+            cluster_dir().join("pki").join("ca.crt").display()
+        );
+    }
     println!("Stop it with: cargo xtask demo down");
     Ok(())
 }

@@ -69,6 +69,10 @@ pub struct ExchangeArgs {
     /// Without it each process draws its own, and cursors do not survive a restart.
     #[arg(long, env = "GONGSHU_CURSOR_KEY_FILE")]
     pub cursor_key_file: Option<PathBuf>,
+    /// Directory the paths of file sources are resolved under: `/data/x.csv` is read from
+    /// `<file-root>/data/x.csv`, and nothing outside the root is read.
+    #[arg(long, env = "GONGSHU_FILE_ROOT", default_value = "/")]
+    pub file_root: PathBuf,
 }
 
 impl ExchangeArgs {
@@ -82,6 +86,7 @@ impl ExchangeArgs {
             checkpoint: Some((self.namespace.clone(), self.checkpoint_name.clone())),
             usage_interval: Duration::from_secs(self.usage_interval_seconds),
             cursor_key_file: self.cursor_key_file.clone(),
+            file_root: self.file_root.clone(),
         }
     }
 }

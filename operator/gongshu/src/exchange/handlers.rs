@@ -215,12 +215,27 @@ fn declared(item: &CatalogItem) -> Vec<String> {
     item.fields.iter().map(|f| f.name.clone()).collect()
 }
 
-fn file_data(item: &CatalogItem) -> Option<FileData> {
-    item.source.file.as_ref().map(|f| FileData {
-        path: f.path.clone().into(),
-        format: f.format,
+/// The item's file under the exchange's file root (where the data volumes are mounted); a
+/// path that climbs out of the root with `..` is refused.
+fn file_data(root: &std::path::Path, item: &CatalogItem) -> Result<Option<FileData>, Problem> {
+    let Some(file) = &item.source.file else {
+        return Ok(None);
+    };
+    let relative = std::path::Path::new(file.path.trim_start_matches('/'));
+    if relative
+        .components()
+        .any(|c| !matches!(c, std::path::Component::Normal(_)))
+    {
+        return Err(Problem::source(format!(
+            "item {}: file path {} must be absolute and must not contain `..`",
+            item.identifier, file.path
+        )));
+    }
+    Ok(Some(FileData {
+        path: root.join(relative),
+        format: file.format,
         fields: item.fields.clone(),
-    })
+    }))
 }
 
 fn no_source(item: &CatalogItem) -> Problem {
@@ -340,7 +355,7 @@ async fn query(
                 rows.into_iter().map(|(json, _)| json).collect::<Vec<_>>(),
                 next,
             )
-        } else if let Some(file) = file_data(&granted.item) {
+        } else if let Some(file) = file_data(&exchange.file_root, &granted.item)? {
             let after = after.and_then(|a| a.first().and_then(|n| n.parse::<u64>().ok()));
             let rows = file
                 .page(granted.fields.clone(), filters, after, limit)
@@ -403,7 +418,7 @@ async fn lookup(
                 .lookup(&granted.fields, std::slice::from_ref(&key))
                 .await
                 .map_err(source_problem)?
-        } else if let Some(file) = file_data(&granted.item) {
+        } else if let Some(file) = file_data(&exchange.file_root, &granted.item)? {
             let Some(key_field) = granted.item.fields.first().map(|f| f.name.clone()) else {
                 return Err(no_source(&granted.item));
             };
@@ -475,7 +490,7 @@ async fn download(
                 Output::Jsonl => source.download_jsonl(&granted.fields).await,
             }
             .map_err(source_problem)?
-        } else if let Some(file) = file_data(&granted.item) {
+        } else if let Some(file) = file_data(&exchange.file_root, &granted.item)? {
             file.download(granted.fields.clone(), output)
         } else {
             return Err(no_source(&granted.item));
@@ -656,7 +671,7 @@ async fn verify(
                 .verify(&key, &offered)
                 .await
                 .map_err(source_problem)?
-        } else if let Some(file) = file_data(&granted.item) {
+        } else if let Some(file) = file_data(&exchange.file_root, &granted.item)? {
             file.verify(keys.iter().cloned().zip(key).collect(), offered.clone())
                 .await
                 .map_err(source_problem)?

@@ -61,6 +61,8 @@ pub struct Config {
     pub usage_interval: Duration,
     /// 32-byte key file sealing page cursors; random per process when absent.
     pub cursor_key_file: Option<PathBuf>,
+    /// Directory file sources' paths are resolved under (where data volumes are mounted).
+    pub file_root: PathBuf,
 }
 
 /// Why the exchange stopped.
@@ -108,6 +110,7 @@ pub struct Exchange {
     cursors: Cursors,
     audit: AuditLog,
     usage: Usage,
+    file_root: PathBuf,
 }
 
 impl std::fmt::Debug for Exchange {
@@ -212,6 +215,7 @@ pub async fn serve(
         cursors,
         audit,
         usage,
+        file_root: config.file_root.clone(),
     });
     tokio::spawn(usage::flush_every(
         exchange.clone(),
