@@ -209,10 +209,21 @@ fn source_problem(error: SourceError) -> Problem {
     }
 }
 
-/// The granted field list must name fields the catalog declares (the provider may have
-/// removed one since approval): the declared names, to describe the source with.
-fn declared(item: &CatalogItem) -> Vec<String> {
-    item.fields.iter().map(|f| f.name.clone()).collect()
+impl Granted {
+    /// The item's PostgreSQL table, described with every field the catalog declares (so a
+    /// table that no longer matches its catalog is reported as such).
+    async fn postgres(
+        &self,
+        exchange: &Exchange,
+        source: &gongshu_api::v1alpha1::PostgresSource,
+    ) -> Result<super::postgres::Source, Problem> {
+        let declared: Vec<String> = self.item.fields.iter().map(|f| f.name.clone()).collect();
+        exchange
+            .postgres
+            .source(&self.provider_namespace, source, &declared)
+            .await
+            .map_err(source_problem)
+    }
 }
 
 /// The item's file under the exchange's file root (where the data volumes are mounted); a
@@ -332,11 +343,7 @@ async fn query(
             filters.push((column.clone(), value.clone()));
         }
         let (records, next) = if let Some(pg) = &granted.item.source.postgres {
-            let source = exchange
-                .postgres
-                .source(&granted.provider_namespace, pg, &declared(&granted.item))
-                .await
-                .map_err(source_problem)?;
+            let source = granted.postgres(&exchange, pg).await?;
             let limit_i64 = i64::try_from(limit).unwrap_or(i64::MAX);
             let rows = source
                 .page(&granted.fields, &filters, after.as_deref(), limit_i64)
@@ -409,11 +416,7 @@ async fn lookup(
                     pg.key_columns.join(", ")
                 )));
             }
-            let source = exchange
-                .postgres
-                .source(&granted.provider_namespace, pg, &declared(&granted.item))
-                .await
-                .map_err(source_problem)?;
+            let source = granted.postgres(&exchange, pg).await?;
             source
                 .lookup(&granted.fields, std::slice::from_ref(&key))
                 .await
@@ -480,11 +483,7 @@ async fn download(
             )
             .await?;
         let stream = if let Some(pg) = &granted.item.source.postgres {
-            let source = exchange
-                .postgres
-                .source(&granted.provider_namespace, pg, &declared(&granted.item))
-                .await
-                .map_err(source_problem)?;
+            let source = granted.postgres(&exchange, pg).await?;
             match output {
                 Output::Csv => source.download_csv(&granted.fields).await,
                 Output::Jsonl => source.download_jsonl(&granted.fields).await,
@@ -662,11 +661,7 @@ async fn verify(
             offered.push((column.clone(), text(value)));
         }
         let flags = if let Some(pg) = &granted.item.source.postgres {
-            let source = exchange
-                .postgres
-                .source(&granted.provider_namespace, pg, &declared(&granted.item))
-                .await
-                .map_err(source_problem)?;
+            let source = granted.postgres(&exchange, pg).await?;
             source
                 .verify(&key, &offered)
                 .await
