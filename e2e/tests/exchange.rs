@@ -4,7 +4,11 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
-use std::{collections::BTreeSet, path::PathBuf, time::Duration};
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use gongshu_api::v1alpha1::{GrantPhase, ShareGrant};
 use gongshu_e2e::{
@@ -28,8 +32,10 @@ const ROWS: usize = 250;
 /// ServiceAccount `allowance-app`, and an exchange of the test's own.
 struct Setup {
     sharing: Sharing,
-    _pg: Postgres,
+    pg: Postgres,
     exchange: Exchange,
+    /// The label value of this test's grants, which its exchange selects.
+    suffix: String,
     dir: PathBuf,
 }
 
@@ -74,18 +80,19 @@ impl Setup {
                 .expect("service account");
         }
         let cluster_dir = env.kubeconfig().parent().unwrap().to_path_buf();
-        let exchange = Exchange::start(
-            &operator_binary("debug").expect("gongshu built"),
+        let suffix = random_suffix();
+        let exchange = start_exchange(
             &cluster_dir,
             &dir.join("exchange"),
             &format!("audit-{}", random_suffix()),
+            &suffix,
         )
-        .await
-        .expect("exchange starts");
+        .await;
         Self {
             sharing,
-            _pg: pg,
+            pg,
             exchange,
+            suffix,
             dir,
         }
     }
@@ -100,7 +107,19 @@ impl Setup {
 
     /// Requests `item` as `name` and has the provider approve it; waits until Active.
     async fn active(&self, name: &str, item: &str, fields: &[&str], mode: &str) -> ShareGrant {
-        let grant = self.sharing.grant(name, item, fields, mode);
+        self.activate(self.sharing.grant(name, item, fields, mode))
+            .await
+    }
+
+    /// Creates `grant` and has the provider approve it; waits until Active.
+    async fn activate(&self, mut grant: ShareGrant) -> ShareGrant {
+        grant
+            .metadata
+            .labels
+            .get_or_insert_default()
+            .insert("gongshu.io/e2e-exchange".into(), self.suffix.clone());
+        let name = grant.metadata.name.clone().unwrap();
+        let name = name.as_str();
         self.env()
             .create_admitted(&self.grants(), &grant, CACHE_LAG)
             .await
@@ -211,7 +230,8 @@ impl Setup {
                 std::fs::read_to_string(p)
                     .unwrap()
                     .lines()
-                    .map(|l| serde_json::from_str(l).unwrap())
+                    // A line being written as we read is skipped.
+                    .filter_map(|l| serde_json::from_str(l).ok())
                     .collect::<Vec<Value>>()
             })
             .collect()
@@ -240,6 +260,29 @@ impl Setup {
             ),
         )
     }
+}
+
+/// The test's own exchange, serving the grants labelled with `suffix` only (the suites share
+/// a cluster), its table replicas refreshed every 2 s instead of the items' daily frequency.
+async fn start_exchange(
+    cluster_dir: &Path,
+    dir: &Path,
+    checkpoint: &str,
+    suffix: &str,
+) -> Exchange {
+    let selector = format!("gongshu.io/e2e-exchange={suffix}");
+    Exchange::start_with(
+        &operator_binary("debug").expect("gongshu built"),
+        cluster_dir,
+        dir,
+        checkpoint,
+        &[
+            ("GONGSHU_TABLE_REFRESH_MAX_SECONDS", Path::new("2")),
+            ("GONGSHU_GRANT_SELECTOR", Path::new(&selector)),
+        ],
+    )
+    .await
+    .expect("exchange starts")
 }
 
 impl Drop for Setup {
@@ -700,14 +743,13 @@ async fn a_kill_9_during_writes_loses_no_answered_access_and_verify_finds_tamper
     // Restarted on the same directory, the chain continues intact.
     let cluster_dir = s.env().kubeconfig().parent().unwrap().to_path_buf();
     let checkpoint = s.exchange.checkpoint.clone();
-    s.exchange = Exchange::start(
-        &operator_binary("debug").unwrap(),
+    s.exchange = start_exchange(
         &cluster_dir,
         &s.dir.join("exchange"),
         &checkpoint,
+        &s.suffix,
     )
-    .await
-    .expect("exchange restarts");
+    .await;
     let url = s.url("allowance", "/records/000000000000000003");
     assert_eq!(s.get(Some(&token), &url).await.0, 200);
     // The head is checkpointed into the apiserver within a second or so of the last write.
@@ -756,4 +798,116 @@ async fn a_kill_9_during_writes_loses_no_answered_access_and_verify_finds_tamper
     let (intact, report) = s.verify_audit();
     assert!(!intact, "{report}");
     assert!(report.contains("edited"), "{report}");
+}
+
+#[tokio::test]
+async fn table_mode_copies_the_granted_columns_into_the_consumers_database_until_revoked_sh_6() {
+    let s = Setup::new().await;
+    s.pg.psql("postgres", "create database consumer").unwrap();
+    let secret: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "own-db"},
+        "stringData": {"uri": s.pg.url("consumer")},
+    }))
+    .unwrap();
+    Api::<Secret>::namespaced(s.env().client.clone(), &s.sharing.consumer_ns)
+        .create(&PostParams::default(), &secret)
+        .await
+        .unwrap();
+    let mut grant = s
+        .sharing
+        .grant("replica", "households", &["citizen_id", "name"], "table");
+    grant.spec.table_target = Some(
+        serde_json::from_value(json!({
+            "connectionSecretRef": {"name": "own-db", "key": "uri"},
+            "table": "households_copy",
+        }))
+        .unwrap(),
+    );
+    s.activate(grant).await;
+
+    // The copy appears with the granted columns only, every row, and the grant is held by the
+    // exchange's finalizer while it exists.
+    let consumer = |sql: &str| s.pg.psql("consumer", sql).unwrap_or_default();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while consumer("select count(*) from households_copy") != ROWS.to_string() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no replica of {ROWS} rows"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(
+        consumer(
+            "select string_agg(column_name, ',' order by ordinal_position) from information_schema.columns where table_name = 'households_copy'"
+        ),
+        "citizen_id,name",
+        "ethnicity is not copied (SH-5)"
+    );
+    let held = s.grants().get("replica").await.unwrap();
+    assert!(
+        held.metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"gongshu.io/table-replica".to_owned())
+    );
+
+    // A new source row reaches the copy at the next refresh (SH-15).
+    s.pg.psql(
+        "postgres",
+        "insert into households values ('999999999999999999', 'new', 'x')",
+    )
+    .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while consumer("select count(*) from households_copy") != (ROWS + 1).to_string() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the copy was not refreshed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Revocation drops the copy and releases the grant.
+    s.provider_decides("replica", "revoke").await;
+    s.wait_phase("replica", GrantPhase::Revoked).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while consumer("select coalesce(to_regclass('households_copy')::text, 'gone')") != "gone" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the copy outlived the revocation"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    s.env()
+        .wait_for(
+            s.grants(),
+            "replica",
+            Duration::from_secs(10),
+            |g: Option<&ShareGrant>| {
+                g.is_some_and(|g| {
+                    g.metadata
+                        .finalizers
+                        .as_deref()
+                        .unwrap_or_default()
+                        .is_empty()
+                })
+            },
+        )
+        .await
+        .expect("the finalizer is removed once the copy is gone");
+    // The copy and the drop are audited (the drop's record right after the finalizer goes).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let audit = s.audit();
+        let copied = audit
+            .iter()
+            .any(|r| r["operation"] == "replicate" && r["rows"] == ROWS);
+        let dropped = audit
+            .iter()
+            .any(|r| r["operation"] == "drop" && r["status"] == 200);
+        if copied && dropped {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{audit:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -143,25 +143,12 @@ impl Call {
         self.record.mode = Some(mode_name(access.mode).to_owned());
         self.record.fields = access.fields.to_vec();
         let provider_namespace = access.provider.namespace.clone();
-        let item = exchange
-            .catalogs
-            .state()
-            .iter()
-            .filter(|c| c.metadata.namespace.as_deref() == Some(&provider_namespace))
-            .filter(|c| c.metadata.name.as_deref() == Some(&access.provider.catalog))
-            .find_map(|c| {
-                c.spec
-                    .items
-                    .iter()
-                    .find(|i| i.identifier == access.item)
-                    .cloned()
-            })
-            .ok_or_else(|| {
-                Problem::source(format!(
-                    "the provider's catalog {}/{} no longer declares item {}",
-                    provider_namespace, access.provider.catalog, access.item
-                ))
-            })?;
+        let item = exchange.item_of(&grant).ok_or_else(|| {
+            Problem::source(format!(
+                "the provider's catalog {}/{} no longer declares item {}",
+                provider_namespace, access.provider.catalog, access.item
+            ))
+        })?;
         let fields = access.fields.to_vec();
         Ok(Granted {
             key: format!("{namespace}/{name}"),

@@ -15,6 +15,7 @@ pub mod handlers;
 pub mod postgres;
 pub mod problem;
 pub mod sql;
+pub mod table;
 pub mod usage;
 
 use std::{
@@ -63,6 +64,11 @@ pub struct Config {
     pub cursor_key_file: Option<PathBuf>,
     /// Directory file sources' paths are resolved under (where data volumes are mounted).
     pub file_root: PathBuf,
+    /// Longest a `table` replica goes unrefreshed, whatever the item's update frequency.
+    pub table_refresh_ceiling: Option<Duration>,
+    /// Label selector of the grants this exchange serves (all when `None`): splits grants
+    /// between exchanges, e.g. one per group of departments.
+    pub grant_selector: Option<String>,
 }
 
 /// Why the exchange stopped.
@@ -123,6 +129,21 @@ impl std::fmt::Debug for Exchange {
 const CACHES: usize = 2;
 
 impl Exchange {
+    /// The catalog item `grant` is for, from its provider's catalog.
+    pub fn item_of(&self, grant: &ShareGrant) -> Option<gongshu_api::v1alpha1::CatalogItem> {
+        let provider = grant.status.as_ref()?.provider.as_ref()?;
+        self.catalogs
+            .get(
+                &kube::runtime::reflector::ObjectRef::new(&provider.catalog)
+                    .within(&provider.namespace),
+            )?
+            .spec
+            .items
+            .iter()
+            .find(|i| i.identifier == grant.spec.item)
+            .cloned()
+    }
+
     /// Whether every cache has listed.
     pub fn ready(&self) -> bool {
         self.synced.load(Ordering::Acquire) >= CACHES
@@ -185,11 +206,12 @@ pub async fn serve(
     .await?;
 
     let synced = Arc::new(AtomicUsize::new(0));
+    let grants_config = match &config.grant_selector {
+        Some(selector) => watcher::Config::default().labels(selector),
+        None => watcher::Config::default(),
+    };
     let grants = cache::reflect(
-        watcher(
-            Api::<ShareGrant>::all(client.clone()),
-            watcher::Config::default(),
-        ),
+        watcher(Api::<ShareGrant>::all(client.clone()), grants_config),
         &synced,
         &shutdown,
         "exchange grants",
@@ -217,6 +239,12 @@ pub async fn serve(
         usage,
         file_root: config.file_root.clone(),
     });
+    tokio::spawn(table::run(
+        exchange.clone(),
+        client.clone(),
+        config.table_refresh_ceiling,
+        shutdown.clone(),
+    ));
     tokio::spawn(usage::flush_every(
         exchange.clone(),
         client.clone(),

@@ -186,6 +186,12 @@ impl Postgres {
         })
     }
 
+    /// A pool for the database whose connection URI is in `secret` of `namespace` (the
+    /// consumer's database of a `table` grant).
+    pub async fn pool(&self, namespace: &str, secret: &SecretKeyRef) -> Result<Pool, SourceError> {
+        Ok(self.entry(namespace, secret).await?.pool.clone())
+    }
+
     async fn entry(
         &self,
         namespace: &str,
@@ -378,6 +384,46 @@ impl Source {
         }))
     }
 
+    /// Replaces table `target` in the database of `into` with the granted `fields` of every
+    /// record: in one transaction, drop, create with the source's column types, and `COPY`
+    /// the rows streamed from the source. Readers of the replica see the old rows until the
+    /// commit. Returns the rows copied.
+    pub async fn replicate(
+        &self,
+        fields: &[String],
+        into: &Pool,
+        target: &str,
+    ) -> Result<u64, SourceError> {
+        use futures::SinkExt;
+        let source = self.pool.get().await?;
+        let rows = source
+            .copy_out(self.table.copy_rows(fields).as_str())
+            .await?;
+        let mut consumer = into.get().await?;
+        let tx = consumer.transaction().await?;
+        tx.batch_execute(&format!("DROP TABLE IF EXISTS {}", ident(target)))
+            .await?;
+        tx.batch_execute(&self.table.replica_ddl(target, fields))
+            .await?;
+        let columns = fields
+            .iter()
+            .map(|f| ident(f))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sink = tx
+            .copy_in::<_, Bytes>(&format!(
+                "COPY {} ({columns}) FROM STDIN WITH (FORMAT csv)",
+                ident(target)
+            ))
+            .await?;
+        futures::pin_mut!(sink);
+        let mut rows = std::pin::pin!(rows);
+        sink.send_all(&mut rows).await?;
+        let copied = sink.finish().await?;
+        tx.commit().await?;
+        Ok(copied)
+    }
+
     /// The granted `fields` of every record as CSV with a header, streamed by `COPY`.
     pub async fn download_csv(&self, fields: &[String]) -> Result<ByteStream, SourceError> {
         let client = self.pool.get().await?;
@@ -385,7 +431,7 @@ impl Source {
             .copy_out(self.table.copy_csv(fields).as_str())
             .await?;
         Ok(Box::pin(Holding {
-            inner: Box::pin(copy.map_err(std::io::Error::other)),
+            inner: Box::pin(Coalesce::new(copy.map_err(std::io::Error::other))),
             _client: client,
         }))
     }
@@ -427,5 +473,105 @@ impl<S: Stream> Stream for Holding<S> {
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<S::Item>> {
         self.inner.as_mut().poll_next(cx)
+    }
+}
+
+/// Drops the replica `target` from the consumer's database (revocation, suspension, expiry or
+/// deletion of a `table` grant).
+pub async fn drop_replica(into: &Pool, target: &str) -> Result<(), SourceError> {
+    into.get()
+        .await?
+        .batch_execute(&format!("DROP TABLE IF EXISTS {}", ident(target)))
+        .await?;
+    Ok(())
+}
+
+/// Bytes per chunk a `COPY` download is gathered into.
+const COALESCE: usize = 64 * 1024;
+
+/// Gathers the small chunks of a stream (`COPY` sends one message per row) into chunks of up
+/// to [`COALESCE`] bytes, so the response is written in large TLS records instead of one per
+/// row. What has arrived is passed on as soon as the source would wait, so nothing is held
+/// back.
+struct Coalesce<S> {
+    inner: Pin<Box<S>>,
+    buf: bytes::BytesMut,
+    /// The inner stream has ended: it must not be polled again.
+    ended: bool,
+}
+
+impl<S> Coalesce<S> {
+    fn new(inner: S) -> Self {
+        Self {
+            inner: Box::pin(inner),
+            buf: bytes::BytesMut::with_capacity(COALESCE),
+            ended: false,
+        }
+    }
+
+    fn flush(&mut self) -> Bytes {
+        self.buf.split().freeze()
+    }
+}
+
+impl<S> Stream for Coalesce<S>
+where
+    S: Stream<Item = Result<Bytes, std::io::Error>>,
+{
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
+        loop {
+            match self.inner.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    self.buf.extend_from_slice(&chunk);
+                    if self.buf.len() >= COALESCE {
+                        return Poll::Ready(Some(Ok(self.flush())));
+                    }
+                }
+                Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error))),
+                Poll::Ready(None) => {
+                    self.ended = true;
+                    return Poll::Ready((!self.buf.is_empty()).then(|| Ok(self.flush())));
+                }
+                Poll::Pending if self.buf.is_empty() => return Poll::Pending,
+                Poll::Pending => return Poll::Ready(Some(Ok(self.flush()))),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn row_sized_chunks_are_gathered_and_nothing_is_lost() {
+        let mut rows = (0..20_000).map(|i| Ok(Bytes::from(format!("{i},name-{i}\n"))));
+        let expected: Vec<u8> = (0..20_000)
+            .flat_map(|i| format!("{i},name-{i}\n").into_bytes())
+            .collect();
+        // Like `COPY`, the source must not be polled again once it has ended.
+        let mut ended = false;
+        let source = futures::stream::poll_fn(move |_| {
+            assert!(!ended, "polled after its end");
+            let next = rows.next();
+            ended = next.is_none();
+            Poll::Ready(next)
+        });
+        let mut coalesced = Coalesce::new(source);
+        let mut chunks = Vec::new();
+        while let Some(chunk) = coalesced.next().await {
+            chunks.push(chunk.unwrap());
+        }
+        assert!(coalesced.next().await.is_none(), "ended stays ended");
+        assert!(chunks.len() < 10, "{} chunks", chunks.len());
+        assert!(chunks.iter().all(|c| c.len() <= COALESCE + 32));
+        assert_eq!(chunks.concat(), expected);
     }
 }

@@ -153,6 +153,30 @@ impl Table {
         )
     }
 
+    /// The granted `fields` of every row as CSV without a header, for replication (`table`
+    /// mode).
+    pub fn copy_rows(&self, fields: &[String]) -> String {
+        format!(
+            "COPY (SELECT {} FROM {} t) TO STDOUT WITH (FORMAT csv)",
+            self.columns("t.", fields),
+            self.qualified
+        )
+    }
+
+    /// The replica's definition in the consumer's database: the granted columns with the
+    /// source's types, nothing else (no keys or constraints that would reveal more).
+    pub fn replica_ddl(&self, target: &str, fields: &[String]) -> String {
+        let columns = fields
+            .iter()
+            .map(|f| {
+                let ty = self.types.get(f).map_or("text", String::as_str);
+                format!("{} {ty}", ident(f))
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!("CREATE TABLE {} ({columns})", ident(target))
+    }
+
     /// Bulk download as JSON lines: one JSON object of the granted fields per row.
     pub fn scan_json(&self, fields: &[String]) -> String {
         format!(
@@ -228,6 +252,18 @@ mod tests {
              WHERE t.\"id\" = $1::text::\"pg_catalog\".\"int8\" AND t.\"region\" = $2::text::\"pg_catalog\".\"text\" LIMIT 1"
         );
         assert!(table().verify(&[]).starts_with("SELECT true FROM"));
+    }
+
+    #[test]
+    fn a_replica_has_the_granted_columns_with_the_source_types() {
+        assert_eq!(
+            table().replica_ddl("copy", &names(&["id", "name"])),
+            "CREATE TABLE \"copy\" (\"id\" \"pg_catalog\".\"int8\", \"name\" \"pg_catalog\".\"text\")"
+        );
+        assert_eq!(
+            table().copy_rows(&names(&["name"])),
+            "COPY (SELECT t.\"name\" FROM \"public\".\"house\"\"holds\" t) TO STDOUT WITH (FORMAT csv)"
+        );
     }
 
     #[test]

@@ -13,10 +13,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{
     Api, Client,
     api::{Patch, PatchParams},
-    runtime::reflector::ObjectRef,
 };
 use serde_json::json;
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::Exchange;
 use crate::shutdown::Shutdown;
@@ -24,11 +23,10 @@ use crate::shutdown::Shutdown;
 /// The field manager of the exchange's status writes.
 pub const FIELD_MANAGER: &str = "gongshu-exchange";
 
-/// Counts since the last flush, and the totals last written, by grant (`namespace/name`).
+/// Counts since the last flush, by grant (`namespace/name`).
 #[derive(Debug, Default)]
 pub struct Usage {
     pending: Mutex<HashMap<String, Delta>>,
-    written: Mutex<HashMap<String, GrantUsage>>,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -82,49 +80,40 @@ fn total(base: Option<&GrantUsage>, delta: Delta) -> GrantUsage {
     }
 }
 
-/// Writes the usage counted so far.
+/// Writes the usage counted so far: per grant, the current totals are read and the delta
+/// added, under a resourceVersion precondition, so several exchange replicas add up instead
+/// of overwriting each other; a conflict keeps the delta for the next flush.
 pub async fn flush(exchange: &Exchange, client: &Client) {
     for (grant, delta) in exchange.usage.take() {
         let Some((namespace, name)) = grant.split_once('/') else {
             continue;
         };
-        let base = exchange
-            .usage
-            .written
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&grant)
-            .cloned()
-            .or_else(|| {
-                exchange
-                    .grants
-                    .get(&ObjectRef::new(name).within(namespace))
-                    .and_then(|g| g.status.as_ref().and_then(|s| s.usage.clone()))
-            });
-        let usage = total(base.as_ref(), delta);
-        let patch = json!({ "status": { "usage": usage } });
         let api = Api::<ShareGrant>::namespaced(client.clone(), namespace);
-        match api
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-        {
-            Ok(_) => {
-                debug!(
-                    grant,
-                    requests = usage.requests,
-                    rows = usage.rows,
-                    "usage written"
-                );
-                exchange
-                    .usage
-                    .written
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .insert(grant, usage);
-            }
+        let written = async {
+            let current = api.get_status(name).await?;
+            let usage = total(
+                current.status.as_ref().and_then(|s| s.usage.as_ref()),
+                delta,
+            );
+            let patch = json!({
+                "metadata": {"resourceVersion": current.metadata.resource_version},
+                "status": {"usage": usage},
+            });
+            api.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+                .map(|_| usage)
+        }
+        .await;
+        match written {
+            Ok(usage) => debug!(
+                grant,
+                requests = usage.requests,
+                rows = usage.rows,
+                "usage written"
+            ),
             Err(kube::Error::Api(status)) if status.code == 404 => {}
             Err(error) => {
-                warn!(grant, %error, "cannot write usage; will retry");
+                debug!(grant, %error, "cannot write usage now; will retry");
                 exchange.usage.restore(grant, delta);
             }
         }
