@@ -20,6 +20,7 @@ async fn allowed(
     group: &str,
     resource: &str,
     namespace: Option<&str>,
+    name: Option<&str>,
 ) -> bool {
     let (resource, subresource) = resource
         .split_once('/')
@@ -37,6 +38,7 @@ async fn allowed(
                 resource: Some(resource.into()),
                 subresource: subresource.map(Into::into),
                 namespace: namespace.map(Into::into),
+                name: name.map(Into::into),
                 ..Default::default()
             }),
             ..Default::default()
@@ -73,14 +75,14 @@ type Access<'a> = (&'a str, &'a str, &'a str, Option<&'a str>);
 async fn check(env: &TestEnv, user: &str, may: &[Access<'_>], may_not: &[Access<'_>]) {
     let mut wrong = Vec::new();
     for &(verb, group, resource, ns) in may {
-        if !allowed(env, user, verb, group, resource, ns).await {
+        if !allowed(env, user, verb, group, resource, ns, None).await {
             wrong.push(format!(
                 "denied but needed: {verb} {group}/{resource} in {ns:?}"
             ));
         }
     }
     for &(verb, group, resource, ns) in may_not {
-        if allowed(env, user, verb, group, resource, ns).await {
+        if allowed(env, user, verb, group, resource, ns, None).await {
             wrong.push(format!(
                 "allowed but not needed: {verb} {group}/{resource} in {ns:?}"
             ));
@@ -101,6 +103,7 @@ async fn the_exchange_may_serve_grants_and_nothing_more() {
         ("watch", "gongshu.io", "sharegrants", None),
         ("watch", "gongshu.io", "datacatalogs", None),
         ("patch", "gongshu.io", "sharegrants/status", Some("dept-a")),
+        ("patch", "gongshu.io", "sharegrants", Some("dept-a")),
         ("get", "", "secrets", Some("dept-a")),
         ("update", "", "configmaps", Some("gongshu-system")),
     ];
@@ -108,7 +111,7 @@ async fn the_exchange_may_serve_grants_and_nothing_more() {
         ("list", "", "secrets", None),
         ("watch", "", "secrets", Some("dept-a")),
         ("update", "", "configmaps", Some("dept-a")),
-        ("patch", "gongshu.io", "sharegrants", Some("dept-a")),
+        ("delete", "gongshu.io", "sharegrants", Some("dept-a")),
         ("patch", "gongshu.io", "datacatalogs/status", Some("dept-a")),
         ("create", "gongshu.io", "reviews", Some("dept-a")),
         ("create", "", "pods", Some("dept-a")),
@@ -147,6 +150,12 @@ async fn the_operator_may_do_what_its_controllers_do_and_nothing_more() {
         ("list", "", "configmaps", Some("dept-a")),
         ("create", "", "pods", Some("dept-a")),
         ("create", "apps", "deployments", Some("dept-a")),
+        ("create", "apps", "statefulsets", Some("dept-a")),
+        // Unnamed: only the objects named gongshu-exchange.
+        ("create", "apps", "statefulsets", Some("gongshu-system")),
+        ("patch", "apps", "statefulsets", Some("gongshu-system")),
+        ("delete", "apps", "statefulsets", Some("gongshu-system")),
+        ("patch", "", "services", Some("gongshu-system")),
         ("patch", "gongshu.io", "datacatalogs", Some("dept-a")),
         ("patch", "gongshu.io", "sharegrants", Some("dept-a")),
         ("delete", "gongshu.io", "sharegrants", Some("dept-a")),
@@ -155,4 +164,54 @@ async fn the_operator_may_do_what_its_controllers_do_and_nothing_more() {
         ("patch", "", "namespaces", None),
     ];
     check(&env, OPERATOR, &may, &may_not).await;
+}
+
+/// With `--exchange-image` the operator server-side-applies the exchange's objects: it may get,
+/// create and patch the four objects named `gongshu-exchange` in its own namespace, and no
+/// other object of those kinds, nowhere else, and it may not delete them.
+#[tokio::test]
+async fn the_operator_may_deploy_the_exchange_in_its_namespace_only() {
+    let env = TestEnv::connect().await.expect("control plane");
+    apply_rbac(&env).await;
+    let kinds = [
+        ("apps", "statefulsets"),
+        ("", "services"),
+        ("networking.k8s.io", "networkpolicies"),
+        ("policy", "poddisruptionbudgets"),
+    ];
+    let mut wrong = Vec::new();
+    for (group, resource) in kinds {
+        for verb in ["get", "create", "patch"] {
+            let at =
+                |ns, name| allowed(&env, OPERATOR, verb, group, resource, Some(ns), Some(name));
+            if !at("gongshu-system", "gongshu-exchange").await {
+                wrong.push(format!(
+                    "denied but needed: {verb} {group}/{resource} gongshu-exchange"
+                ));
+            }
+            if at("gongshu-system", "other").await {
+                wrong.push(format!(
+                    "allowed: {verb} {group}/{resource} other in gongshu-system"
+                ));
+            }
+            if at("dept-a", "gongshu-exchange").await {
+                wrong.push(format!("allowed: {verb} {group}/{resource} in dept-a"));
+            }
+        }
+        let delete = allowed(
+            &env,
+            OPERATOR,
+            "delete",
+            group,
+            resource,
+            Some("gongshu-system"),
+            Some("gongshu-exchange"),
+        );
+        if delete.await {
+            wrong.push(format!(
+                "allowed: delete {group}/{resource} gongshu-exchange"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }

@@ -5,7 +5,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 
-use crate::{admission, exchange, operator, telemetry::LogFormat};
+use crate::{
+    admission, exchange, exchange_deploy::ExchangeDeployment, operator, telemetry::LogFormat,
+};
 
 /// gongshu (公数): public-data regulations as Kubernetes infrastructure.
 #[derive(Debug, Parser)]
@@ -73,6 +75,15 @@ pub struct ExchangeArgs {
     /// `<file-root>/data/x.csv`, and nothing outside the root is read.
     #[arg(long, env = "GONGSHU_FILE_ROOT", default_value = "/")]
     pub file_root: PathBuf,
+    /// Longest a `table` grant's replica goes unrefreshed; by default it follows the item's
+    /// update frequency (a minute for realTime, a day for daily, …).
+    #[arg(long, env = "GONGSHU_TABLE_REFRESH_MAX_SECONDS",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub table_refresh_max_seconds: Option<u64>,
+    /// Serve only the grants matching this label selector (`team=north`), to split grants
+    /// between exchanges; all grants by default.
+    #[arg(long, env = "GONGSHU_GRANT_SELECTOR")]
+    pub grant_selector: Option<String>,
 }
 
 impl ExchangeArgs {
@@ -87,6 +98,8 @@ impl ExchangeArgs {
             usage_interval: Duration::from_secs(self.usage_interval_seconds),
             cursor_key_file: self.cursor_key_file.clone(),
             file_root: self.file_root.clone(),
+            table_refresh_ceiling: self.table_refresh_max_seconds.map(Duration::from_secs),
+            grant_selector: self.grant_selector.clone(),
         }
     }
 }
@@ -138,6 +151,14 @@ pub struct OperatorArgs {
     #[arg(long, env = "GONGSHU_RECONCILE_CONCURRENCY", default_value_t = 16,
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub reconcile_concurrency: u16,
+    /// Image of `gongshu exchange`; with it the leader deploys the exchange in `--namespace`
+    /// (StatefulSet, Service, NetworkPolicy, PodDisruptionBudget) and keeps it deployed.
+    #[arg(long, env = "GONGSHU_EXCHANGE_IMAGE")]
+    pub exchange_image: Option<String>,
+    /// Seconds between two applies of the exchange's objects (drift repair); for tests.
+    #[arg(long, env = "GONGSHU_EXCHANGE_REAPPLY_SECONDS", default_value_t = 600, hide = true,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub exchange_reapply_seconds: u64,
 }
 
 impl OperatorArgs {
@@ -165,6 +186,13 @@ impl OperatorArgs {
                 }),
             exchange_url: self.exchange_url.clone(),
             reconcile_concurrency: self.reconcile_concurrency,
+            exchange: self
+                .exchange_image
+                .as_ref()
+                .map(|image| ExchangeDeployment {
+                    reapply_every: Duration::from_secs(self.exchange_reapply_seconds),
+                    ..ExchangeDeployment::new(&self.namespace, image)
+                }),
         }
     }
 }
@@ -236,5 +264,29 @@ mod tests {
         };
         assert!(!args.leader_election);
         assert_eq!(args.config().identity, "pod-0");
+    }
+
+    #[test]
+    fn the_operator_deploys_the_exchange_only_when_given_its_image() {
+        let parse = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap();
+            let Command::Operator(args) = cli.command else {
+                panic!("not the operator command");
+            };
+            args.config().exchange
+        };
+        assert_eq!(parse(&["gongshu", "operator"]), None);
+        let exchange = parse(&[
+            "gongshu",
+            "operator",
+            "--namespace",
+            "ops",
+            "--exchange-image",
+            "registry.example/gongshu:1",
+        ])
+        .unwrap();
+        assert_eq!(exchange.image, "registry.example/gongshu:1");
+        assert_eq!(exchange.namespace, "ops");
+        assert_eq!(exchange.reapply_every, Duration::from_secs(600));
     }
 }

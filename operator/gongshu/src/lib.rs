@@ -10,6 +10,7 @@ pub mod controller;
 pub mod crd;
 pub mod events;
 pub mod exchange;
+pub mod exchange_deploy;
 pub mod health;
 pub mod leader;
 pub mod metrics;

@@ -12,6 +12,7 @@ use tracing::{error, info, warn};
 use crate::{
     admin::{self, AdminState},
     controller::Context,
+    exchange_deploy::{self, ExchangeDeployment},
     health::{Health, Role},
     leader::{Elector, LEASE_NAME, decide::Timing},
     metrics::Metrics,
@@ -37,6 +38,8 @@ pub struct Config {
     pub exchange_url: String,
     /// Reconciles each controller runs at once.
     pub reconcile_concurrency: u16,
+    /// The exchange the leader deploys and keeps deployed; none where it runs as a process.
+    pub exchange: Option<ExchangeDeployment>,
 }
 
 /// Why the operator could not run.
@@ -128,7 +131,7 @@ pub async fn run(config: Config) -> Result<(), OperatorError> {
         warn!("leader election is off: run only one such process per cluster");
         health.set_role(Role::Leading);
         metrics.set_leader(true);
-        term::run(ctx, health.clone(), shutdown.clone()).await;
+        lead(&config, ctx, health.clone(), shutdown.clone()).await;
         metrics.set_leader(false);
     }
 
@@ -146,6 +149,23 @@ pub async fn run(config: Config) -> Result<(), OperatorError> {
     }
     info!("operator stopped");
     Ok(())
+}
+
+/// One term as leader: the controllers and, if configured, keeping the exchange deployed,
+/// both until `stop` fires.
+async fn lead(config: &Config, ctx: Arc<Context>, health: Arc<Health>, stop: Shutdown) {
+    let exchange = config.exchange.clone().map(|exchange| {
+        tokio::spawn(exchange_deploy::keep_applied(
+            ctx.client.clone(),
+            exchange,
+            stop.clone(),
+        ))
+    });
+    term::run(ctx, health, stop).await;
+    if let Some(task) = exchange {
+        // `stop` has fired; an apply still in flight is abandoned, the next leader repeats it.
+        task.abort();
+    }
 }
 
 /// Campaigns for the Lease; while holding it runs the controllers; on losing it stops them and
@@ -171,7 +191,7 @@ async fn lead_when_elected(
         metrics.set_leader(true);
         let term = elector.hold();
         let stop = shutdown::either(shutdown.clone(), term.lost());
-        term::run(ctx.clone(), health.clone(), stop).await;
+        lead(config, ctx.clone(), health.clone(), stop).await;
         metrics.set_leader(false);
         let Some(returned) = term.end().await else {
             error!("the lease renewal task failed; stopping");
