@@ -77,6 +77,8 @@ pub(crate) struct Writer {
     waiting: Vec<(u64, oneshot::Sender<Result<u64, AuditError>>)>,
     scratch: Vec<u8>,
     unsynced: bool,
+    /// The fdatasync started by [`Writer::sync_behind`], if any.
+    syncing: Option<JoinHandle<()>>,
     unpublished: bool,
     published: Option<watch::Sender<DataPatch>>,
 }
@@ -178,6 +180,7 @@ impl Writer {
             waiting: Vec::new(),
             scratch: Vec::new(),
             unsynced: false,
+            syncing: None,
             unpublished: false,
             published: None,
         })
@@ -207,7 +210,7 @@ impl Writer {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break,
-                _ = sync.tick() => self.sync().await,
+                _ = sync.tick() => self.sync_behind(),
                 _ = checkpoint.tick() => if self.unpublished { self.publish() },
                 received = commands.recv_many(&mut batch, MAX_BATCH) => {
                     if received == 0 {
@@ -400,7 +403,28 @@ impl Writer {
         }
     }
 
+    /// Starts an fdatasync of the open segment on a blocking thread without waiting for it:
+    /// appends go on being written (to the page cache, which survives a crash of the process)
+    /// while the disk catches up. One sync at a time.
+    fn sync_behind(&mut self) {
+        let Some(open) = &self.open else { return };
+        if !self.unsynced || self.syncing.as_ref().is_some_and(|s| !s.is_finished()) {
+            return;
+        }
+        let (file, path) = (open.file.clone(), open.path.clone());
+        self.unsynced = false;
+        self.syncing = Some(tokio::task::spawn_blocking(move || {
+            if let Err(error) = file.sync_data() {
+                tracing::warn!(path = %path.display(), %error, "audit segment not synced");
+            }
+        }));
+    }
+
+    /// Syncs the open segment and waits for it (seal, shutdown).
     async fn sync(&mut self) {
+        if let Some(syncing) = self.syncing.take() {
+            let _ = syncing.await;
+        }
         let Some(open) = &self.open else { return };
         if !self.unsynced {
             return;
