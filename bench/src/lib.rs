@@ -32,6 +32,28 @@ pub enum Error {
     Stuck(String),
 }
 
+/// A benchmark program's `main`: runs `work` on a multi-threaded runtime and turns its error
+/// into a message and a failing exit code.
+pub fn main(
+    name: &str,
+    work: impl std::future::Future<Output = Result<(), Error>>,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name} benchmark failed: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The machine a benchmark ran on, as one line: CPU model, cores, memory, kernel.
 pub fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();

@@ -142,6 +142,92 @@ impl Sharing {
         )
     }
 
+    /// The consumer's grants.
+    pub fn grants(&self) -> kube::Api<ShareGrant> {
+        kube::Api::namespaced(self.env.client.clone(), &self.consumer_ns)
+    }
+
+    /// Waits up to `timeout` until the consumer's grant `name` is in `phase`.
+    pub async fn wait_phase(
+        &self,
+        name: &str,
+        phase: gongshu_api::v1alpha1::GrantPhase,
+        timeout: std::time::Duration,
+    ) -> Result<ShareGrant, crate::Error> {
+        self.env
+            .wait_for(
+                self.grants(),
+                name,
+                timeout,
+                move |g: Option<&ShareGrant>| {
+                    g.and_then(|g| g.status.as_ref())
+                        .is_some_and(|s| s.phase == Some(phase))
+                },
+            )
+            .await
+    }
+
+    /// The provider's Review of the consumer's grant `name` with `decision`.
+    pub async fn provider_decides(&self, name: &str, decision: &str) -> Result<(), crate::Error> {
+        self.env
+            .review(
+                &self.provider_ns,
+                &format!("{decision}-{name}-{}", crate::harness::random_suffix()),
+                serde_json::json!({"kind": "ShareGrant", "namespace": self.consumer_ns, "name": name}),
+                decision,
+                "Decided by the provider.",
+            )
+            .await
+            .map(drop)
+    }
+
+    /// Creates `grant` (a conditional item's) in the consumer's namespace, has the provider
+    /// approve it once it waits for the provider, and waits until it is Active, each step
+    /// within `timeout`.
+    pub async fn activate(
+        &self,
+        grant: &ShareGrant,
+        timeout: std::time::Duration,
+    ) -> Result<ShareGrant, crate::Error> {
+        use gongshu_api::v1alpha1::GrantPhase;
+        let name = grant.metadata.name.clone().unwrap_or_default();
+        self.env
+            .create_admitted(&self.grants(), grant, timeout)
+            .await?;
+        self.wait_phase(&name, GrantPhase::ProviderReview, timeout)
+            .await?;
+        self.provider_decides(&name, "approve").await?;
+        self.wait_phase(&name, GrantPhase::Active, timeout).await
+    }
+
+    /// `kubectl create token <sa> -n <namespace> --audience <audience>`, as the README does.
+    pub fn token(&self, namespace: &str, sa: &str, audience: &str) -> Result<String, crate::Error> {
+        let out = self
+            .env
+            .kubectl()
+            .args([
+                "create",
+                "token",
+                sa,
+                "-n",
+                namespace,
+                "--audience",
+                audience,
+            ])
+            .output()
+            .map_err(|source| crate::Error::Spawn {
+                program: "kubectl".into(),
+                source,
+            })?;
+        if !out.status.success() {
+            return Err(crate::Error::Harness(format!(
+                "kubectl create token {sa}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
     /// The same cast on `env`, the provider declaring `catalog(namespace, department, prefix)`
     /// (e.g. [`provider_catalog`] or [`mixed_catalog`]).
     pub async fn on(

@@ -23,7 +23,6 @@ use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
 use kube::{Api, api::PostParams};
 use serde_json::{Value, json};
 
-const CACHE_LAG: Duration = Duration::from_secs(15);
 const WORKFLOW: Duration = Duration::from_secs(60);
 /// Rows in the provider's households table.
 const ROWS: usize = 250;
@@ -102,7 +101,7 @@ impl Setup {
     }
 
     fn grants(&self) -> Api<ShareGrant> {
-        Api::namespaced(self.env().client.clone(), &self.sharing.consumer_ns)
+        self.sharing.grants()
     }
 
     /// Requests `item` as `name` and has the provider approve it; waits until Active.
@@ -111,74 +110,36 @@ impl Setup {
             .await
     }
 
-    /// Creates `grant` and has the provider approve it; waits until Active.
+    /// Creates `grant`, labelled for this test's exchange, and has the provider approve it;
+    /// waits until Active.
     async fn activate(&self, mut grant: ShareGrant) -> ShareGrant {
         grant
             .metadata
             .labels
             .get_or_insert_default()
             .insert("gongshu.io/e2e-exchange".into(), self.suffix.clone());
-        let name = grant.metadata.name.clone().unwrap();
-        let name = name.as_str();
-        self.env()
-            .create_admitted(&self.grants(), &grant, CACHE_LAG)
+        self.sharing
+            .activate(&grant, WORKFLOW)
             .await
-            .expect("grant admitted");
-        self.wait_phase(name, GrantPhase::ProviderReview).await;
-        self.provider_decides(name, "approve").await;
-        self.wait_phase(name, GrantPhase::Active).await
+            .expect("the grant becomes Active")
     }
 
     async fn provider_decides(&self, name: &str, decision: &str) {
-        self.env()
-            .review(
-                &self.sharing.provider_ns,
-                &format!("{decision}-{name}-{}", random_suffix()),
-                json!({"kind": "ShareGrant", "namespace": self.sharing.consumer_ns, "name": name}),
-                decision,
-                "Decided by the provider for the exchange suite.",
-            )
+        self.sharing
+            .provider_decides(name, decision)
             .await
             .expect("review");
     }
 
     async fn wait_phase(&self, name: &str, phase: GrantPhase) -> ShareGrant {
-        self.env()
-            .wait_for(
-                self.grants(),
-                name,
-                WORKFLOW,
-                move |g: Option<&ShareGrant>| {
-                    g.and_then(|g| g.status.as_ref())
-                        .is_some_and(|s| s.phase == Some(phase))
-                },
-            )
+        self.sharing
+            .wait_phase(name, phase, WORKFLOW)
             .await
             .unwrap()
     }
 
-    /// `kubectl create token <sa> -n <ns> --audience <audience>`, as the README does.
     fn token(&self, namespace: &str, sa: &str, audience: &str) -> String {
-        let out = self
-            .env()
-            .kubectl()
-            .args([
-                "create",
-                "token",
-                sa,
-                "-n",
-                namespace,
-                "--audience",
-                audience,
-            ])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        self.sharing.token(namespace, sa, audience).expect("token")
     }
 
     fn consumer_token(&self) -> String {

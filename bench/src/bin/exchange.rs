@@ -82,21 +82,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("exchange benchmark failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    gongshu_bench::main("exchange", run(Args::parse()))
 }
 
 /// Any failure of a step that is not the harness's or the apiserver's, as text.
@@ -311,12 +297,7 @@ impl Bench {
         probe: &str,
     ) -> Result<ShareGrant, Error> {
         let grant = self.sharing.grant(name, "households", fields, mode);
-        self.env()
-            .create_admitted(&self.grants(), &grant, Duration::from_secs(30))
-            .await?;
-        self.wait_phase(name, GrantPhase::ProviderReview).await?;
-        self.decide(name, "approve").await?;
-        let active = self.wait_phase(name, GrantPhase::Active).await?;
+        let active = self.sharing.activate(&grant, WORKFLOW).await?;
         let url = self.url(name, probe);
         let deadline = Instant::now() + WORKFLOW;
         loop {
@@ -339,31 +320,7 @@ impl Bench {
 
     /// The provider's Review deciding grant `name`.
     async fn decide(&self, name: &str, decision: &str) -> Result<(), Error> {
-        self.env()
-            .review(
-                &self.sharing.provider_ns,
-                &format!("{decision}-{name}-{}", random_suffix()),
-                json!({"kind": "ShareGrant", "namespace": self.sharing.consumer_ns, "name": name}),
-                decision,
-                "Decided by the provider for the exchange benchmark.",
-            )
-            .await?;
-        Ok(())
-    }
-
-    async fn wait_phase(&self, name: &str, phase: GrantPhase) -> Result<ShareGrant, Error> {
-        Ok(self
-            .env()
-            .wait_for(
-                self.grants(),
-                name,
-                WORKFLOW,
-                move |g: Option<&ShareGrant>| {
-                    g.and_then(|g| g.status.as_ref())
-                        .is_some_and(|s| s.phase == Some(phase))
-                },
-            )
-            .await?)
+        Ok(self.sharing.provider_decides(name, decision).await?)
     }
 }
 

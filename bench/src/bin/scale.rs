@@ -99,21 +99,7 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("scale benchmark failed: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    gongshu_bench::main("scale", run(Args::parse()))
 }
 
 /// One grant of the run: where it lives, what it asks for, and the phase it settles in.
