@@ -1,20 +1,14 @@
-//! `gongshu exchange` as a local process, set up as its Deployment would be: its own
+//! `gongshu exchange` as a local process, set up as its pod would be: its own
 //! least-privilege ServiceAccount (`deploy/rbac.yaml`), a serving certificate the cluster CA
 //! signed, an audit directory, and a checkpoint ConfigMap of its own.
 
 use std::{
-    net::{IpAddr, Ipv4Addr},
     path::{Path, PathBuf},
     process::Command,
     time::Duration,
 };
 
-use crate::{
-    Error,
-    controlplane::{free_port, service_account_kubeconfig},
-    pki,
-    process::Process,
-};
+use crate::{Error, controlplane::free_port, process::Process};
 
 /// A running exchange.
 #[derive(Debug)]
@@ -34,9 +28,6 @@ pub struct Exchange {
     /// Its log.
     pub log: PathBuf,
 }
-
-/// How long the exchange's own ServiceAccount token is valid.
-const TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Exchange {
     /// Starts `binary exchange` against the cluster whose state is in `cluster_dir`, with its
@@ -60,22 +51,14 @@ impl Exchange {
         extra_env: &[(&str, &Path)],
     ) -> Result<Self, Error> {
         std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let kubeconfig = service_account_kubeconfig(
-            &cluster_dir.join("admin.kubeconfig"),
-            "gongshu-system",
+        let (kubeconfig, pki, cert) = crate::operator::identity(
+            cluster_dir,
             "gongshu-exchange",
-            TOKEN_TTL,
             &dir.join("exchange.kubeconfig"),
-        )
-        .await?;
-        let pki = pki::load(&cluster_dir.join("pki"));
-        let cert = pki::sign_serving(
-            &pki,
             &dir.join("tls"),
             "gongshu-exchange",
-            &["localhost"],
-            &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
-        )?;
+        )
+        .await?;
         let audit_dir = dir.join("audit");
         let log = dir.join("exchange.log");
         let port = free_port()?;

@@ -57,8 +57,38 @@ pub fn install(kubectl: &Path, kubeconfig: &Path, repo: &Path) -> Result<(), Err
     run(&["apply".as_ref(), "-f".as_ref(), rbac.as_os_str()])
 }
 
-/// How long the operator's ServiceAccount token is valid.
+/// How long the ServiceAccount token of a process started here is valid.
 const TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// What a gongshu process started here runs as, as in its pod: a kubeconfig (written to
+/// `kubeconfig`) with a token of its ServiceAccount `service_account` in `gongshu-system`, and
+/// a serving certificate for loopback named `common_name`, signed by the cluster CA and written
+/// to `tls_dir`. Returns the kubeconfig, the cluster's PKI and the certificate.
+pub(crate) async fn identity(
+    cluster_dir: &Path,
+    service_account: &str,
+    kubeconfig: &Path,
+    tls_dir: &Path,
+    common_name: &str,
+) -> Result<(std::path::PathBuf, pki::Pki, pki::CertPair), Error> {
+    let kubeconfig = service_account_kubeconfig(
+        &cluster_dir.join("admin.kubeconfig"),
+        "gongshu-system",
+        service_account,
+        TOKEN_TTL,
+        kubeconfig,
+    )
+    .await?;
+    let pki = pki::load(&cluster_dir.join("pki"));
+    let cert = pki::sign_serving(
+        &pki,
+        tls_dir,
+        common_name,
+        &["localhost"],
+        &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
+    )?;
+    Ok((kubeconfig, pki, cert))
+}
 
 /// Starts `binary operator` against the cluster whose state is in `cluster_dir` (PKI, admin
 /// kubeconfig), logging to `log`. `deploy/rbac.yaml` must be applied.
@@ -68,23 +98,14 @@ pub async fn start(
     log: &Path,
     extra_env: &[(&str, &str)],
 ) -> Result<Process, Error> {
-    let admin = cluster_dir.join("admin.kubeconfig");
-    let kubeconfig = service_account_kubeconfig(
-        &admin,
-        "gongshu-system",
+    let (kubeconfig, pki, cert) = identity(
+        cluster_dir,
         "gongshu-operator",
-        TOKEN_TTL,
         &cluster_dir.join("operator.kubeconfig"),
-    )
-    .await?;
-    let pki = pki::load(&cluster_dir.join("pki"));
-    let cert = pki::sign_serving(
-        &pki,
         &cluster_dir.join("webhook"),
         "gongshu-webhook",
-        &["localhost"],
-        &[IpAddr::V4(Ipv4Addr::LOCALHOST)],
-    )?;
+    )
+    .await?;
     let port = free_port()?;
     let mut cmd = Command::new(binary);
     cmd.arg("operator")
