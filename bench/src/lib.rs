@@ -54,6 +54,25 @@ pub fn main(
     }
 }
 
+/// Applies `examples/10-regulation.yaml` (the Regulation every workflow needs) to the cluster
+/// of `env`.
+pub fn apply_example_regulation(env: &gongshu_e2e::harness::TestEnv) -> Result<(), Error> {
+    let regulation = gongshu_e2e::cluster::repo_root().join("examples/10-regulation.yaml");
+    let status = env
+        .kubectl()
+        .args(["apply", "-f"])
+        .arg(&regulation)
+        .status()
+        .map_err(|e| Error::Stuck(format!("kubectl: {e}")))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(Error::Stuck(
+            "kubectl apply of the Regulation failed".into(),
+        ))
+    }
+}
+
 /// The machine a benchmark ran on, as one line: CPU model, cores, memory, kernel.
 pub fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();

@@ -22,7 +22,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use gongshu_api::v1alpha1::{GrantPhase, ShareGrant};
 use gongshu_bench::{CpuMeter, Error, Report, cpu_seconds, ms, percentile, proc_status_kib};
 use gongshu_e2e::{
-    cluster::{OwnCluster, operator_binary, repo_root},
+    cluster::{OwnCluster, operator_binary},
     exchange::Exchange,
     fixtures::{Sharing, provider_catalog},
     harness::{TestEnv, random_suffix},
@@ -121,19 +121,7 @@ async fn run(args: Args) -> Result<(), Error> {
     ));
 
     let mut cluster = OwnCluster::start("bench-exchange").await?;
-    let regulation = repo_root().join("examples/10-regulation.yaml");
-    let status = cluster
-        .env
-        .kubectl()
-        .args(["apply", "-f"])
-        .arg(&regulation)
-        .status()
-        .map_err(|e| Error::Stuck(format!("kubectl: {e}")))?;
-    if !status.success() {
-        return Err(Error::Stuck(
-            "kubectl apply of the Regulation failed".into(),
-        ));
-    }
+    gongshu_bench::apply_example_regulation(&cluster.env)?;
     let (_operator, log) = cluster.start_operator(&binary, "operator", &[]).await?;
     observe::wait_log(
         &log,
@@ -324,6 +312,15 @@ impl Bench {
     }
 }
 
+/// The fields the provider approved for `grant`, in the approved order.
+fn approved_fields(grant: ShareGrant) -> Vec<String> {
+    grant
+        .status
+        .and_then(|s| s.approved)
+        .map(|a| a.terms.fields)
+        .unwrap_or_default()
+}
+
 /// The key of household `i`, as the table holds it.
 fn key(i: u64) -> String {
     format!("{i:018}")
@@ -458,11 +455,7 @@ async fn lookups(bench: &Bench, args: &Args, report: &mut Report) -> Result<Look
             &format!("/records/{}", key(1)),
         )
         .await?;
-    let fields = active
-        .status
-        .and_then(|s| s.approved)
-        .map(|a| a.terms.fields)
-        .unwrap_or_default();
+    let fields = approved_fields(active);
     let sql = lookup_sql(&fields);
     let rows = args.rows as u64;
     let length = Duration::from_secs(args.seconds);
@@ -633,11 +626,7 @@ async fn download(bench: &Bench, args: &Args, report: &mut Report) -> Result<Dow
             "/download?format=csv",
         )
         .await?;
-    let fields = active
-        .status
-        .and_then(|s| s.approved)
-        .map(|a| a.terms.fields)
-        .unwrap_or_default();
+    let fields = approved_fields(active);
     let columns = fields
         .iter()
         .map(|f| format!("\"{f}\""))

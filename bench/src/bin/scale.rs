@@ -152,18 +152,8 @@ async fn run(args: Args) -> Result<(), Error> {
     let env = cluster.env.clone();
     let client = env.client.clone();
 
+    gongshu_bench::apply_example_regulation(&env)?;
     let regulation_file = repo_root().join("examples/10-regulation.yaml");
-    let status = env
-        .kubectl()
-        .args(["apply", "-f"])
-        .arg(&regulation_file)
-        .status()
-        .map_err(|e| Error::Stuck(format!("kubectl: {e}")))?;
-    if !status.success() {
-        return Err(Error::Stuck(
-            "kubectl apply of the Regulation failed".into(),
-        ));
-    }
     let regulation: Regulation = serde_yaml::from_str(
         &std::fs::read_to_string(&regulation_file).map_err(|source| Error::Io {
             path: regulation_file.display().to_string(),
