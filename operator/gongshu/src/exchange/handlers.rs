@@ -86,7 +86,7 @@ struct Call {
 struct Granted {
     grant: Arc<ShareGrant>,
     key: String,
-    item: CatalogItem,
+    item: super::ItemRef,
     provider_namespace: String,
     fields: Vec<String>,
 }
@@ -481,7 +481,7 @@ async fn download(
         } else {
             return Err(no_source(&granted.item));
         };
-        Ok((stream, output, granted.item.identifier))
+        Ok((stream, output, granted.item.identifier.clone()))
     }
     .await;
     match opened {

@@ -125,23 +125,39 @@ impl std::fmt::Debug for Exchange {
     }
 }
 
+/// One item of a cached catalog, read in place.
+#[derive(Clone, Debug)]
+pub struct ItemRef {
+    catalog: Arc<DataCatalog>,
+    index: usize,
+}
+
+impl std::ops::Deref for ItemRef {
+    type Target = gongshu_api::v1alpha1::CatalogItem;
+
+    fn deref(&self) -> &Self::Target {
+        &self.catalog.spec.items[self.index]
+    }
+}
+
 /// Caches the exchange lists before it serves: grants and catalogs.
 const CACHES: usize = 2;
 
 impl Exchange {
-    /// The catalog item `grant` is for, from its provider's catalog.
-    pub fn item_of(&self, grant: &ShareGrant) -> Option<gongshu_api::v1alpha1::CatalogItem> {
+    /// The catalog item `grant` is for, from its provider's catalog in the cache (not copied:
+    /// this runs on every request).
+    pub fn item_of(&self, grant: &ShareGrant) -> Option<ItemRef> {
         let provider = grant.status.as_ref()?.provider.as_ref()?;
-        self.catalogs
-            .get(
-                &kube::runtime::reflector::ObjectRef::new(&provider.catalog)
-                    .within(&provider.namespace),
-            )?
+        let catalog = self.catalogs.get(
+            &kube::runtime::reflector::ObjectRef::new(&provider.catalog)
+                .within(&provider.namespace),
+        )?;
+        let index = catalog
             .spec
             .items
             .iter()
-            .find(|i| i.identifier == grant.spec.item)
-            .cloned()
+            .position(|i| i.identifier == grant.spec.item)?;
+        Some(ItemRef { catalog, index })
     }
 
     /// Whether every cache has listed.
