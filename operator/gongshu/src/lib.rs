@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod admission;
 pub mod audit;
+pub mod backup;
 pub mod cache;
 pub mod cli;
 pub mod controller;

@@ -4,6 +4,9 @@
 //! Scheduling backups is not implemented yet: a valid policy is accepted and its status says
 //! that no backup is scheduled.
 
+pub mod retention;
+pub mod schedule;
+
 use croner::{
     Cron,
     parser::{CronParser, Seconds, Year},
