@@ -20,6 +20,7 @@ pub mod operator;
 pub mod pki;
 pub mod postgres;
 pub mod process;
+pub mod s3;
 pub mod upstream;
 
 use std::{path::Path, time::Duration};

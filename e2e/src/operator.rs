@@ -106,10 +106,20 @@ pub async fn start(
         "gongshu-webhook",
     )
     .await?;
+    // Backup runners the operator starts run as their own ServiceAccount, as Jobs would.
+    let backup_kubeconfig = service_account_kubeconfig(
+        &cluster_dir.join("admin.kubeconfig"),
+        "gongshu-system",
+        "gongshu-backup",
+        TOKEN_TTL,
+        &cluster_dir.join("backup.kubeconfig"),
+    )
+    .await?;
     let port = free_port()?;
     let mut cmd = Command::new(binary);
     cmd.arg("operator")
         .env("KUBECONFIG", &kubeconfig)
+        .env("GONGSHU_BACKUP_KUBECONFIG", &backup_kubeconfig)
         .env("GONGSHU_ADMIN_ADDR", "127.0.0.1:0")
         .env("GONGSHU_WEBHOOK_ADDR", format!("127.0.0.1:{port}"))
         .env(

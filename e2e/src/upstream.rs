@@ -15,6 +15,38 @@ pub const KUBERNETES_VERSION: &str = "v1.37.2";
 /// The etcd release the control plane runs (`e2e/upstream/etcd/go.mod`).
 pub const ETCD_VERSION: &str = "v3.7.3";
 
+/// The versitygw release the S3 server runs (`e2e/upstream/versitygw/go.mod`).
+pub const VERSITYGW_VERSION: &str = "v1.8.0";
+
+/// Where the S3 server (`versitygw`) is, or will be once built.
+pub fn versitygw() -> PathBuf {
+    cache_dir()
+        .join("bin")
+        .join(format!("versitygw-{VERSITYGW_VERSION}"))
+        .join("versitygw")
+}
+
+/// Returns the S3 server's binary, building it with `go build` from the pinned module in
+/// `<repo>/e2e/upstream/versitygw` when missing (about two minutes on two cores, once).
+pub fn ensure_s3_built(repo: &Path) -> Result<PathBuf, Error> {
+    let bin = versitygw();
+    if !bin.exists() {
+        go_build(
+            &repo.join("e2e/upstream/versitygw"),
+            "-s -w",
+            &bin,
+            &["github.com/versity/versitygw/cmd/versitygw"],
+        )?;
+    }
+    if !bin.exists() {
+        return Err(Error::Harness(format!(
+            "go build finished but {} does not exist",
+            bin.display()
+        )));
+    }
+    Ok(bin)
+}
+
 /// Paths of the built binaries.
 #[derive(Clone, Debug)]
 pub struct Binaries {
@@ -190,5 +222,9 @@ mod tests {
             KUBERNETES_VERSION
         );
         assert_eq!(pinned("etcd", "go.etcd.io/etcd/server/v3"), ETCD_VERSION);
+        assert_eq!(
+            pinned("versitygw", "github.com/versity/versitygw"),
+            VERSITYGW_VERSION
+        );
     }
 }

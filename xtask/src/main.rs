@@ -22,8 +22,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Build etcd, kube-apiserver, kube-controller-manager and kubectl from their Go modules
-    /// (once; cached).
+    /// Build etcd, kube-apiserver, kube-controller-manager, kubectl and the S3 server
+    /// (versitygw) from their Go modules (once; cached).
     Upstream,
     /// The local control plane in `.gongshu/cluster`.
     Cluster {
@@ -84,6 +84,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Cmd::Upstream => upstream::ensure_built(&repo())
+                .and_then(|_| upstream::ensure_s3_built(&repo()))
                 .map(drop)
                 .map_err(Into::into),
             Cmd::Cluster {

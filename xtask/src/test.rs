@@ -51,7 +51,14 @@ pub async fn run_all(lint: bool, cargo_args: &[String]) -> Result {
         &target_dir().join("debug").join("gongshu"),
         &dir,
         &log,
-        &[("RUST_LOG", "info,gongshu=debug,kube=warn")],
+        &[
+            ("RUST_LOG", "info,gongshu=debug,kube=warn"),
+            // Backup runs (e2e/tests/backup.rs): faults are noticed and retried in seconds.
+            ("GONGSHU_BACKUP_LOST_AFTER_SECONDS", "8"),
+            ("GONGSHU_BACKUP_RETRY_SECONDS", "3"),
+            ("GONGSHU_BACKUP_S3_RETRY_SECONDS", "3"),
+            ("GONGSHU_BACKUP_PROGRESS_SECONDS", "1"),
+        ],
     )
     .await?;
     // The webhook must be registered before the suites create objects.

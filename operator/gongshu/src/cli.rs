@@ -1,4 +1,4 @@
-//! The command line: `gongshu [--log-format text|json] <operator|exchange|audit|crd>`, each flag with an
+//! The command line: `gongshu [--log-format text|json] <operator|exchange|audit|backup|crd>`, each flag with an
 //! environment variable fallback for use in a pod spec.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
@@ -39,6 +39,8 @@ pub enum Command {
     Audit(crate::audit::cli::AuditArgs),
     /// Print every CRD as multi-document YAML, or write one file per CRD into a directory.
     Crd(CrdArgs),
+    /// Run, verify, list and restore encrypted backups of a `BackupPolicy`.
+    Backup(Box<crate::backup::cli::BackupArgs>),
 }
 
 /// `gongshu exchange`.
@@ -159,6 +161,91 @@ pub struct OperatorArgs {
     #[arg(long, env = "GONGSHU_EXCHANGE_REAPPLY_SECONDS", default_value_t = 600, hide = true,
           value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub exchange_reapply_seconds: u64,
+    /// How backup runs and drills start: `process` runs `gongshu backup run|verify` next to
+    /// the operator (where no node runs pods); `none` schedules without starting anything.
+    #[arg(long, env = "GONGSHU_BACKUP_RUNNER", value_enum, default_value_t = BackupRunner::Process)]
+    pub backup_runner: BackupRunner,
+    /// Kubeconfig of the backup runners (the `gongshu-backup` ServiceAccount, which may read
+    /// the Secrets policies name); the operator's own by default.
+    #[arg(long, env = "GONGSHU_BACKUP_KUBECONFIG")]
+    pub backup_kubeconfig: Option<PathBuf>,
+    /// The runners' `--file-root` (where `path` sources and file items are).
+    #[arg(long, env = "GONGSHU_BACKUP_FILE_ROOT", default_value = "/")]
+    pub backup_file_root: PathBuf,
+    /// The runners' `--audit-dir` (the exchange's audit log, for `auditLog` sources).
+    #[arg(long, env = "GONGSHU_BACKUP_AUDIT_DIR")]
+    pub backup_audit_dir: Option<PathBuf>,
+    /// The runners' S3 retry time; for tests.
+    #[arg(
+        long,
+        env = "GONGSHU_BACKUP_S3_RETRY_SECONDS",
+        default_value_t = 180,
+        hide = true
+    )]
+    pub backup_s3_retry_seconds: u64,
+    /// Seconds without a progress report after which a run is lost; for tests.
+    #[arg(
+        long,
+        env = "GONGSHU_BACKUP_LOST_AFTER_SECONDS",
+        default_value_t = 60,
+        hide = true
+    )]
+    pub backup_lost_after_seconds: i64,
+    /// Seconds before the first retry of a failed run (doubling, at most 30 minutes); for tests.
+    #[arg(
+        long,
+        env = "GONGSHU_BACKUP_RETRY_SECONDS",
+        default_value_t = 60,
+        hide = true
+    )]
+    pub backup_retry_seconds: i64,
+    /// Seconds between the runners' progress reports; for tests.
+    #[arg(
+        long,
+        env = "GONGSHU_BACKUP_PROGRESS_SECONDS",
+        default_value_t = 2,
+        hide = true
+    )]
+    pub backup_progress_seconds: u64,
+}
+
+/// How the operator starts backup runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackupRunner {
+    /// `gongshu backup run` processes next to the operator.
+    Process,
+    /// Nothing is started (policies are still checked and scheduled).
+    None,
+}
+
+impl OperatorArgs {
+    fn backups(&self) -> Option<crate::controller::backup::LauncherConfig> {
+        if self.backup_runner == BackupRunner::None {
+            return None;
+        }
+        let mut args: Vec<std::ffi::OsString> = vec![
+            "--file-root".into(),
+            self.backup_file_root.clone().into(),
+            "--s3-retry-seconds".into(),
+            self.backup_s3_retry_seconds.to_string().into(),
+            "--progress-seconds".into(),
+            self.backup_progress_seconds.to_string().into(),
+        ];
+        if let Some(dir) = &self.backup_audit_dir {
+            args.extend(["--audit-dir".into(), dir.clone().into()]);
+        }
+        let secs = jiff::SignedDuration::from_secs;
+        Some(crate::controller::backup::LauncherConfig {
+            program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("gongshu")),
+            args,
+            kubeconfig: self.backup_kubeconfig.clone(),
+            timing: gongshu_api::rules::backup::decide::Timing {
+                lost_after: secs(self.backup_lost_after_seconds.max(1)),
+                retry_base: secs(self.backup_retry_seconds.max(1)),
+                retry_max: secs(1800),
+            },
+        })
+    }
 }
 
 impl OperatorArgs {
@@ -193,6 +280,7 @@ impl OperatorArgs {
                     reapply_every: Duration::from_secs(self.exchange_reapply_seconds),
                     ..ExchangeDeployment::new(&self.namespace, image)
                 }),
+            backups: self.backups(),
         }
     }
 }

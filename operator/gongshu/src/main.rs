@@ -21,6 +21,18 @@ fn main() -> ExitCode {
     telemetry::init(cli.log_format);
     let result = match cli.command {
         Command::Crd(args) => crd_command(&args),
+        Command::Backup(args) => {
+            return match block_on(
+                async move { Ok::<_, String>(gongshu::backup::cli::run(*args).await) },
+            ) {
+                Ok(0) => ExitCode::SUCCESS,
+                Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         Command::Operator(args) => block_on(async move {
             operator::run(args.config())
                 .await

@@ -1,9 +1,10 @@
 //! `BackupPolicy`: encrypted backups at regular intervals, local and off-site (SEC-1), sent over
 //! secure transport (SEC-2).
 //!
-//! Scheduling backups is not implemented yet: a valid policy is accepted and its status says
-//! that no backup is scheduled.
+//! [`validate`] checks a spec; [`schedule`] says when runs are due, [`decide`] what the
+//! operator does about it, and [`retention`] which backups to delete.
 
+pub mod decide;
 pub mod retention;
 pub mod schedule;
 
@@ -14,13 +15,10 @@ use croner::{
 use jiff::{SignedDuration, Timestamp, tz::TimeZone};
 
 use super::{
-    Problem, accepted_unless_invalid, require_unique,
+    Problem, require_unique,
     syntax::{check_age_recipient, is_bucket_name, is_secure_or_loopback, parse_duration},
 };
-use crate::{
-    status,
-    v1alpha1::{BackupPolicySpec, BackupPolicyStatus},
-};
+use crate::v1alpha1::BackupPolicySpec;
 
 /// How many runs ahead the gap between backups is measured when it is compared to the RPO.
 const RUNS_CHECKED: usize = 2000;
@@ -73,6 +71,19 @@ pub fn validate(spec: &BackupPolicySpec, now: Timestamp) -> Vec<Problem> {
     let rpo = parse_duration(&spec.rpo)
         .map_err(|message| problems.push(Problem::new("spec.rpo", message)))
         .ok();
+    if let (Some(tz), Some(schedule), Some(_)) = (&tz, &schedule, &rpo)
+        && largest_gap(schedule, tz.clone(), now).is_none()
+    {
+        problems.push(Problem::rule(
+            "SEC-1",
+            "spec.schedule",
+            format!(
+                "{:?} runs fewer than twice in the next 400 days, so no RPO can be kept; \
+                 back up at least daily or weekly",
+                spec.schedule
+            ),
+        ));
+    }
     if let (Some(tz), Some(schedule), Some(rpo)) = (tz, schedule, rpo)
         && let Some(gap) = largest_gap(&schedule, tz, now)
         && gap > rpo
@@ -157,7 +168,7 @@ fn largest_gap(schedule: &Cron, tz: TimeZone, now: Timestamp) -> Option<SignedDu
 }
 
 /// `26h`, `7d`, `1d 6h`, `45m`: a gap in the units the RPO is written in.
-fn human(d: SignedDuration) -> String {
+pub(crate) fn human(d: SignedDuration) -> String {
     let minutes = d.as_secs() / 60;
     let (days, hours, mins) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
     let parts: Vec<String> = [(days, "d"), (hours, "h"), (mins, "m")]
@@ -170,27 +181,6 @@ fn human(d: SignedDuration) -> String {
     } else {
         parts.join(" ")
     }
-}
-
-/// The status of a backup policy after a reconcile that found `problems`.
-pub fn status(
-    previous: Option<&BackupPolicyStatus>,
-    generation: Option<i64>,
-    problems: &[Problem],
-    now: Timestamp,
-) -> BackupPolicyStatus {
-    let mut next = previous.cloned().unwrap_or_default();
-    if problems.is_empty() {
-        // No next run is given: nothing would run at it.
-        next.next_run = None;
-    }
-    let outcome = accepted_unless_invalid(
-        problems,
-        "accepted; backups are not scheduled yet (the backup runner is not \
-                      implemented)",
-    );
-    status::apply_outcome(&mut next.common, &outcome, generation, now);
-    next
 }
 
 #[cfg(test)]

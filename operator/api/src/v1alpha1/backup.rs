@@ -244,13 +244,22 @@ fn default_keep_last() -> i32 {
     7
 }
 
-/// Restore drills.
+/// Restore drills: the newest backup is restored into a scratch target and compared with its
+/// manifest (SHA-256 of every object, row counts of every table, file counts).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Verification {
     /// Cron schedule of the drills, in the policy's `timeZone`.
     #[schemars(length(min = 9, max = 128))]
     pub schedule: String,
+    /// A Secret key holding an `age` identity (`AGE-SECRET-KEY-1…`) of one of the recipients.
+    /// Only drills read it; backups never need a private key.
+    pub identity_secret_ref: SecretKeyRef,
+    /// A Secret key holding the connection URI of a scratch PostgreSQL database the drill loads
+    /// tables into (dropping them first). Without it, tables are decrypted, checksummed and
+    /// their rows counted, but not loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres_secret_ref: Option<SecretKeyRef>,
 }
 
 /// Observed state of a backup policy.
@@ -263,6 +272,18 @@ pub struct BackupPolicyStatus {
     /// The next scheduled run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_run: Option<Time>,
+    /// The scheduled time of the last run started or skipped.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_scheduled: Option<Time>,
+    /// Scheduled runs not started (the operator was down past the starting deadline), in all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missed_runs: Option<i64>,
+    /// The next restore drill.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_drill: Option<Time>,
+    /// The scheduled time of the last drill started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_drill_scheduled: Option<Time>,
     /// The last complete backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_backup: Option<BackupRecord>,
@@ -272,6 +293,29 @@ pub struct BackupPolicyStatus {
     /// Progress of the running backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running: Option<Progress>,
+    /// The last backup run that failed, if no backup has succeeded since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<BackupFailure>,
+    /// The last restore drill that failed, if none has succeeded since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failed_drill: Option<BackupFailure>,
+}
+
+/// A run or drill that failed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupFailure {
+    /// The backup the run wrote (or the drill restored).
+    pub backup_id: String,
+    /// When it failed.
+    pub at: Time,
+    /// A stable category: `postgres`, `source`, `destination`, `destination_config`,
+    /// `secret`, `runner_lost`, `restore`.
+    pub category: String,
+    /// What failed, for humans.
+    pub message: String,
+    /// Consecutive failed attempts.
+    pub attempts: i64,
 }
 
 /// A complete backup.
@@ -286,6 +330,12 @@ pub struct BackupRecord {
     pub completed_at: Time,
     /// Bytes written (compressed and encrypted).
     pub bytes: i64,
+    /// Bytes read from the sources.
+    #[serde(default)]
+    pub source_bytes: i64,
+    /// Seconds from start to the manifest.
+    #[serde(default)]
+    pub duration_seconds: i64,
     /// sha256 of the manifest.
     pub sha256: String,
 }
@@ -308,6 +358,11 @@ pub struct RestoreRecord {
 pub struct Progress {
     /// Backup identifier.
     pub id: String,
+    /// When the run started.
+    pub started_at: Time,
+    /// The runner's last report; a run whose report is older than a minute is lost (the
+    /// runner was killed) and is retried.
+    pub updated_at: Time,
     /// Bytes read so far.
     pub bytes_done: i64,
     /// Bytes to read, if known.

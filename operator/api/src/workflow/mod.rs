@@ -236,7 +236,8 @@ pub struct Event {
 }
 
 impl Event {
-    fn normal(reason: &'static str, action: &'static str, note: impl Into<String>) -> Self {
+    /// A Normal Event.
+    pub fn normal(reason: &'static str, action: &'static str, note: impl Into<String>) -> Self {
         Self {
             type_: EventType::Normal,
             reason,
@@ -245,7 +246,8 @@ impl Event {
         }
     }
 
-    fn warning(reason: &'static str, action: &'static str, note: impl Into<String>) -> Self {
+    /// A Warning Event.
+    pub fn warning(reason: &'static str, action: &'static str, note: impl Into<String>) -> Self {
         Self {
             type_: EventType::Warning,
             reason,

@@ -7,11 +7,13 @@
 //! by a few [`pipeline::CHUNK`]s per destination whatever the size of a source.
 
 pub mod archive;
+pub mod cli;
 pub mod manifest;
 pub mod pg;
 pub mod pipeline;
 pub mod restore;
 pub mod run;
+pub mod runner;
 pub mod store;
 
 #[cfg(test)]

@@ -238,8 +238,10 @@ async fn postgres(
     for table in planned {
         let object = table_object(name, &table.table.schema, &table.table.name);
         let (plain_tx, plain_rx) = mpsc::channel(DEPTH);
-        let dumping = async {
-            let dumped = pg::dump(&tx, &table, plain_tx.clone()).await;
+        // `move`: the block must own the sender, so the channel closes when the dump ends.
+        let (snapshot, planned) = (&tx, &table);
+        let dumping = async move {
+            let dumped = pg::dump(snapshot, planned, plain_tx.clone()).await;
             if let Err(error) = &dumped {
                 // Fail the pipeline too, so the partial object is aborted, not completed.
                 let _ = plain_tx

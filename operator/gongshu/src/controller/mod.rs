@@ -77,6 +77,8 @@ pub struct Context {
     pub exchange_url: String,
     /// Reconciles each controller runs at once.
     pub concurrency: u16,
+    /// Starts backup runs and drills; `None`: policies are scheduled but nothing is started.
+    pub backups: Option<Arc<backup::Launcher>>,
 }
 
 impl fmt::Debug for Context {
@@ -95,7 +97,15 @@ impl Context {
             backoff: Backoff::default(),
             exchange_url: DEFAULT_EXCHANGE_URL.to_owned(),
             concurrency: DEFAULT_CONCURRENCY,
+            backups: None,
         }
+    }
+
+    /// This context starting backup runs as `config` says (none without it).
+    #[must_use]
+    pub fn with_backups(mut self, config: Option<backup::LauncherConfig>) -> Self {
+        self.backups = config.map(|c| Arc::new(backup::Launcher::new(c)));
+        self
     }
 
     /// This context with `n` reconciles at once per controller.
@@ -169,8 +179,8 @@ pub trait Kind:
 }
 
 /// A kind whose status follows from the object alone (its spec and its previous status), with
-/// no other object to fetch and no outside state to change: for now `OpenDataset`,
-/// `BackupPolicy`, `Review` and `Regulation`.
+/// no other object to fetch and no outside state to change: for now `OpenDataset`, `Review`
+/// and `Regulation`.
 pub trait SpecOnly: Kind {
     /// The status the rules in `gongshu_api::rules` give this object at `now`.
     fn desired_status(&self, now: Timestamp) -> Self::Status;

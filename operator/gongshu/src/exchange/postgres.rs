@@ -13,8 +13,7 @@ use bytes::Bytes;
 use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use futures::{Stream, StreamExt, TryStreamExt};
 use gongshu_api::v1alpha1::{PostgresSource, SecretKeyRef};
-use k8s_openapi::api::core::v1::Secret;
-use kube::{Api, Client};
+use kube::Client;
 use tokio_postgres::{NoTls, error::SqlState, types::ToSql};
 
 use super::sql::{Table, ident};
@@ -273,39 +272,29 @@ impl Postgres {
         namespace: &str,
         secret: &SecretKeyRef,
     ) -> Result<String, SourceError> {
-        let found = Api::<Secret>::namespaced(self.client.clone(), namespace)
-            .get(&secret.name)
+        crate::secret::read_ref(&self.client, namespace, secret)
             .await
-            .map_err(|source| SourceError::Secret {
-                namespace: namespace.to_owned(),
-                name: secret.name.clone(),
-                source,
-            })?;
-        let bytes = found
-            .data
-            .as_ref()
-            .and_then(|d| d.get(&secret.key))
-            .map(|b| b.0.clone())
-            .or_else(|| {
-                found
-                    .string_data
-                    .as_ref()
-                    .and_then(|d| d.get(&secret.key))
-                    .map(|s| s.clone().into_bytes())
-            })
-            .ok_or_else(|| SourceError::Uri {
-                namespace: namespace.to_owned(),
-                name: secret.name.clone(),
-                key: secret.key.clone(),
-                reason: "no such key".into(),
-            })?;
-        String::from_utf8(bytes)
-            .map(|s| s.trim().to_owned())
-            .map_err(|_| SourceError::Uri {
-                namespace: namespace.to_owned(),
-                name: secret.name.clone(),
-                key: secret.key.clone(),
-                reason: "not UTF-8".into(),
+            .map_err(|error| match error {
+                crate::secret::SecretError::Get {
+                    namespace,
+                    name,
+                    source,
+                } => SourceError::Secret {
+                    namespace,
+                    name,
+                    source,
+                },
+                crate::secret::SecretError::Key {
+                    namespace,
+                    name,
+                    key,
+                    reason,
+                } => SourceError::Uri {
+                    namespace,
+                    name,
+                    key,
+                    reason,
+                },
             })
     }
 }

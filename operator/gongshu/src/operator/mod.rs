@@ -40,6 +40,8 @@ pub struct Config {
     pub reconcile_concurrency: u16,
     /// The exchange the leader deploys and keeps deployed; none where it runs as a process.
     pub exchange: Option<ExchangeDeployment>,
+    /// How backup runs are started; `None` schedules policies without starting anything.
+    pub backups: Option<crate::controller::backup::LauncherConfig>,
 }
 
 /// Why the operator could not run.
@@ -122,7 +124,8 @@ pub async fn run(config: Config) -> Result<(), OperatorError> {
     let ctx = Arc::new(
         Context::new(client.clone(), metrics.clone(), &config.identity)
             .with_exchange_url(&config.exchange_url)
-            .with_concurrency(config.reconcile_concurrency),
+            .with_concurrency(config.reconcile_concurrency)
+            .with_backups(config.backups.clone()),
     );
 
     if config.leader_election {

@@ -19,7 +19,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::{
     controller::{
-        ApplyError, Context, Kind, catalog, drive, error_policy, facts::Facts, grant,
+        ApplyError, Context, Kind, backup, catalog, drive, error_policy, facts::Facts, grant,
         reconcile_spec_only, watch_all,
     },
     health::Health,
@@ -181,7 +181,7 @@ pub async fn run(ctx: Arc<Context>, health: Arc<Health>, stop: Shutdown) {
                 grant::Error
             ),
             start!(datasets, OpenDataset, reconcile_spec_only, ApplyError),
-            start!(policies, BackupPolicy, reconcile_spec_only, ApplyError),
+            start!(policies, BackupPolicy, backup::reconcile, backup::Error),
             start!(reviews, Review, reconcile_spec_only, ApplyError),
             start!(regulations, Regulation, reconcile_spec_only, ApplyError),
         )

@@ -2,10 +2,7 @@
 
 use super::*;
 use crate::rules::test_support::{fields, now};
-use crate::{
-    status::{READY, STALLED, find, is_true},
-    v1alpha1::AgeRecipient,
-};
+use crate::v1alpha1::AgeRecipient;
 
 fn spec() -> BackupPolicySpec {
     serde_yaml::from_str(include_str!("../fixtures/backup.yaml")).unwrap()
@@ -150,31 +147,5 @@ fn a_bucket_name_follows_the_s3_rules() {
     assert_eq!(
         fields(&validate(&spec, now())),
         [("spec.destinations.offsite.bucket", None)]
-    );
-}
-
-#[test]
-fn a_valid_policy_is_accepted_and_says_backups_are_not_scheduled() {
-    let status = status(None, Some(2), &[], now());
-    let ready = find(&status.common.conditions, READY).unwrap();
-    assert_eq!(
-        (ready.status.as_str(), ready.reason.as_str()),
-        ("True", "Accepted")
-    );
-    assert!(ready.message.contains("not scheduled yet"));
-    assert_eq!(status.next_run, None);
-}
-
-#[test]
-fn an_invalid_policy_stalls_naming_the_field() {
-    let mut spec = spec();
-    spec.schedule = "0 2 * *".into();
-    let status = status(None, Some(1), &validate(&spec, now()), now());
-    assert!(is_true(&status.common.conditions, STALLED));
-    assert!(
-        find(&status.common.conditions, STALLED)
-            .unwrap()
-            .message
-            .starts_with("spec.schedule: ")
     );
 }

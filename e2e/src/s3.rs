@@ -1,0 +1,151 @@
+//! A real S3 server for the backup suites and benchmarks: versitygw (built from its Go module,
+//! `e2e/upstream/versitygw`) with its POSIX backend, on a free loopback port, in a directory of
+//! its own. Buckets are directories of that backend; metadata goes to a sidecar directory so
+//! the filesystem needs no extended attributes.
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+
+use crate::{Error, controlplane::free_port, process::Process};
+
+/// The server's root access key.
+const ACCESS_KEY: &str = "gongshu-e2e";
+/// How long the server may take to answer after a start.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A running versitygw; stopped when dropped.
+#[derive(Debug)]
+pub struct S3Server {
+    process: Option<Process>,
+    binary: PathBuf,
+    dir: PathBuf,
+    port: u16,
+    secret: String,
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        if let Some(p) = self.process.take() {
+            p.stop(Duration::from_secs(5));
+        }
+    }
+}
+
+impl S3Server {
+    /// Builds versitygw if needed and starts it in a fresh directory under the system's
+    /// temporary directory; waits until it answers.
+    pub async fn start() -> Result<Self, Error> {
+        let dir =
+            std::env::temp_dir().join(format!("gongshu-s3-{}", crate::harness::random_suffix()));
+        Self::start_in(&dir).await
+    }
+
+    /// Starts it with its data in `dir` (`dir/buckets`, `dir/meta`, `dir/s3.log`).
+    pub async fn start_in(dir: &Path) -> Result<Self, Error> {
+        let binary = crate::upstream::ensure_s3_built(&crate::cluster::repo_root())?;
+        for d in [dir.join("buckets"), dir.join("meta")] {
+            std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
+        }
+        let mut server = Self {
+            process: None,
+            binary,
+            dir: dir.to_path_buf(),
+            port: free_port()?,
+            secret: crate::harness::random_suffix() + &crate::harness::random_suffix(),
+        };
+        server.restart().await?;
+        Ok(server)
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// The root access key id.
+    pub fn access_key(&self) -> &str {
+        ACCESS_KEY
+    }
+
+    /// The root secret key.
+    pub fn secret_key(&self) -> &str {
+        &self.secret
+    }
+
+    /// The region it answers for.
+    pub fn region(&self) -> &str {
+        "us-east-1"
+    }
+
+    /// The directory holding the buckets (one directory each).
+    pub fn buckets_dir(&self) -> PathBuf {
+        self.dir.join("buckets")
+    }
+
+    /// Creates bucket `name` (a directory of the POSIX backend).
+    pub async fn create_bucket(&self, name: &str) -> Result<(), Error> {
+        let path = self.buckets_dir().join(name);
+        std::fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))
+    }
+
+    /// Stops the server (an outage); its data and port are kept for [`restart`](Self::restart).
+    pub async fn stop(&mut self) -> Result<(), Error> {
+        if let Some(p) = self.process.take() {
+            p.stop(Duration::from_secs(5));
+        }
+        Ok(())
+    }
+
+    /// Starts the server on its port and data (again); waits until it answers.
+    pub async fn restart(&mut self) -> Result<(), Error> {
+        self.stop().await?;
+        let mut cmd = Command::new(&self.binary);
+        cmd.args(["--access", ACCESS_KEY, "--secret", &self.secret])
+            .args(["--port", &format!("127.0.0.1:{}", self.port), "--quiet"])
+            .arg("posix")
+            .arg("--sidecar")
+            .arg(self.dir.join("meta"))
+            .arg(self.buckets_dir());
+        let mut process = Process::spawn("versitygw", &mut cmd, &self.dir.join("s3.log"))?;
+        let started = Instant::now();
+        loop {
+            process.check_alive()?;
+            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                return Err(Error::Timeout {
+                    what: "versitygw",
+                    waited: READY_TIMEOUT,
+                    log_tail: process.log_tail(20),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        self.process = Some(process);
+        Ok(())
+    }
+
+    /// An `object_store` client of `bucket`, with SHA-256 checksums as the backups send them.
+    pub fn object_store(&self, bucket: &str) -> Result<AmazonS3, Error> {
+        AmazonS3Builder::new()
+            .with_endpoint(self.endpoint())
+            .with_bucket_name(bucket)
+            .with_region(self.region())
+            .with_access_key_id(ACCESS_KEY)
+            .with_secret_access_key(&self.secret)
+            .with_allow_http(true)
+            .with_virtual_hosted_style_request(false)
+            .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
+            .build()
+            .map_err(|e| Error::Harness(format!("S3 client: {e}")))
+    }
+}
