@@ -47,6 +47,12 @@ impl S3Server {
 
     /// Starts it with its data in `dir` (`dir/buckets`, `dir/meta`, `dir/s3.log`).
     pub async fn start_in(dir: &Path) -> Result<Self, Error> {
+        Self::start_at(dir, free_port()?, None).await
+    }
+
+    /// Starts it in `dir` on loopback `port`, with `secret` as the root secret key (random
+    /// when `None`).
+    pub async fn start_at(dir: &Path, port: u16, secret: Option<&str>) -> Result<Self, Error> {
         let binary = crate::upstream::ensure_s3_built(&crate::cluster::repo_root())?;
         for d in [dir.join("buckets"), dir.join("meta")] {
             std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
@@ -55,11 +61,23 @@ impl S3Server {
             process: None,
             binary,
             dir: dir.to_path_buf(),
-            port: free_port()?,
-            secret: crate::harness::random_suffix() + &crate::harness::random_suffix(),
+            port,
+            secret: secret.map_or_else(
+                || crate::harness::random_suffix() + &crate::harness::random_suffix(),
+                str::to_owned,
+            ),
         };
         server.restart().await?;
         Ok(server)
+    }
+
+    /// Leaves the server running past this handle (the demo), returning its pid.
+    pub fn detach(mut self) -> Option<i32> {
+        self.process.take().map(|p| {
+            let pid = p.pid();
+            std::mem::forget(p);
+            pid
+        })
     }
 
     /// `http://127.0.0.1:<port>`.

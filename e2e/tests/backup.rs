@@ -229,6 +229,17 @@ impl Setup {
             .unwrap_or_else(|e| panic!("{what}: {e}"))
     }
 
+    /// Waits for the first failed run of `name`.
+    async fn failure(&self, name: &str) -> BackupPolicy {
+        self.wait(name, FIRST_RUN, "a failed run", |p| {
+            p.status
+                .as_ref()
+                .and_then(|s| s.last_failure.as_ref())
+                .is_some()
+        })
+        .await
+    }
+
     /// `gongshu backup <args>` as the cluster admin; exit code, stdout and stderr.
     fn gongshu(&self, args: &[&str]) -> (i32, String, String) {
         let out = Command::new(operator_binary("debug").unwrap())
@@ -436,14 +447,7 @@ async fn an_unreachable_s3_fails_the_run_cleanly_breaches_the_rpo_and_the_retry_
     let name = s
         .create(s.policy("offsite-down", "1m", s.db_and_files()))
         .await;
-    let failed = s
-        .wait(&name, FIRST_RUN, "a failed run", |p| {
-            p.status
-                .as_ref()
-                .and_then(|s| s.last_failure.as_ref())
-                .is_some()
-        })
-        .await;
+    let failed = s.failure(&name).await;
     let failure = failed.status.clone().unwrap().last_failure.unwrap();
     assert_eq!(failure.category, "destination", "{failure:?}");
     assert!(
@@ -547,14 +551,7 @@ async fn a_full_local_disk_fails_the_run_and_leaves_nothing_listed_sec_1() {
     incompressible(&s.dir.join("files/big.bin"), 16);
     let sources = json!([{"name": "files", "path": s.dir.join("files").to_string_lossy()}]);
     let name = s.create(s.policy("full-disk", "2h", sources)).await;
-    let failed = s
-        .wait(&name, FIRST_RUN, "a failed run", |p| {
-            p.status
-                .as_ref()
-                .and_then(|s| s.last_failure.as_ref())
-                .is_some()
-        })
-        .await;
+    let failed = s.failure(&name).await;
     let failure = failed.status.unwrap().last_failure.unwrap();
     assert_eq!(failure.category, "destination", "{failure:?}");
     assert!(

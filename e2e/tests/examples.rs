@@ -100,4 +100,23 @@ async fn the_examples_pass_server_side_validation_and_become_ready() {
             "{id} awaits the authority's review (CAT-2):\n{items}"
         );
     }
+    // The backup policy is scheduled; it is then suspended, as this suite has no S3 server at
+    // the demo's address (e2e/tests/backup.rs runs backups).
+    kubectl(&[
+        "wait",
+        "--for=jsonpath={.status.nextRun}",
+        "backuppolicy/nightly",
+        "-n",
+        "dept-public-security",
+        "--timeout=60s",
+    ]);
+    kubectl(&[
+        "patch",
+        "backuppolicy/nightly",
+        "-n",
+        "dept-public-security",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"suspend":true}}"#,
+    ]);
 }

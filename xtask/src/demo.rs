@@ -1,6 +1,6 @@
 //! `cargo xtask demo`: the local control plane, the CRDs, the operator (a local process, as
-//! no node runs pods here), the exchange with a PostgreSQL holding the examples' data, and the
-//! examples, then what `kubectl get` shows of them.
+//! no node runs pods here), the exchange with a PostgreSQL holding the examples' data, an S3
+//! server for the example backups, and the examples, then what `kubectl get` shows of them.
 
 use std::{process::Command, time::Duration};
 
@@ -40,6 +40,24 @@ pub async fn up() -> Result {
         let secret_file = cluster_dir().join("population-db.yaml");
         std::fs::write(&secret_file, secret)?;
         run(kubectl(&["apply", "-f"]).arg(&secret_file))?;
+        // The off-site S3 server of examples/40-backup.yaml, its credentials, and the drill's
+        // identity (the demo key in examples/backup/).
+        let s3 = gongshu_e2e::s3::S3Server::start_at(&cluster_dir().join("s3"), 9000, None)
+            .await
+            .map_err(|e| format!("cannot start the demo's S3 server on 127.0.0.1:9000: {e}"))?;
+        s3.create_bucket("gongshu-offsite").await?;
+        let identity = std::fs::read_to_string(repo.join("examples/backup/demo-identity.txt"))?;
+        let backup_secrets = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [
+            {"apiVersion": "v1", "kind": "Secret",
+             "metadata": {"name": "offsite-s3", "namespace": "dept-public-security"},
+             "stringData": {"accessKeyId": s3.access_key(), "secretAccessKey": s3.secret_key()}},
+            {"apiVersion": "v1", "kind": "Secret",
+             "metadata": {"name": "backup-drill", "namespace": "dept-public-security"},
+             "stringData": {"identity": identity}},
+        ]});
+        let secret_file = cluster_dir().join("backup-secrets.json");
+        std::fs::write(&secret_file, backup_secrets.to_string())?;
+        run(kubectl(&["apply", "-f"]).arg(&secret_file))?;
         // The exchange, with file sources read from examples/ (`/data/x.csv` is
         // `examples/data/x.csv`).
         let exchange = gongshu_e2e::exchange::Exchange::start_with(
@@ -60,7 +78,14 @@ pub async fn up() -> Result {
             &binary,
             &cluster_dir(),
             &log,
-            &[("GONGSHU_EXCHANGE_URL", &exchange_url)],
+            &[
+                ("GONGSHU_EXCHANGE_URL", exchange_url.as_str()),
+                // Backup runners read `path` sources under examples/, as the exchange does.
+                (
+                    "GONGSHU_BACKUP_FILE_ROOT",
+                    &repo.join("examples").to_string_lossy(),
+                ),
+            ],
         )
         .await?;
         std::thread::sleep(Duration::from_secs(1));
@@ -75,6 +100,9 @@ pub async fn up() -> Result {
         running.push((exchange.detach(), "gongshu-exchange"));
         if let Some(pid) = pg.detach() {
             running.push((pid, "postgres"));
+        }
+        if let Some(pid) = s3.detach() {
+            running.push((pid, "versitygw"));
         }
         process::write_pid_file(&pids, &running)?;
         std::fs::write(cluster_dir().join("exchange.url"), &exchange_url)?;
@@ -100,7 +128,11 @@ pub async fn up() -> Result {
         ]))?;
     }
     println!();
-    run(&mut kubectl(&["get", "regulations,datacatalogs", "-A"]))?;
+    run(&mut kubectl(&[
+        "get",
+        "regulations,datacatalogs,backuppolicies",
+        "-A",
+    ]))?;
     println!();
     println!("The demo is running. Use it with:");
     crate::print_env();

@@ -3,7 +3,8 @@
 use std::time::Instant;
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 /// Reconcile duration buckets, in seconds: most reconciles are one or two API calls.
@@ -20,6 +21,60 @@ pub struct Metrics {
     duration: HistogramVec,
     status_writes: IntCounterVec,
     leader: IntGauge,
+    backups: BackupGauges,
+}
+
+/// One gauge per backup policy (`namespace`, `policy`) for each of these: as many series as
+/// policies, so bounded by what users create.
+#[derive(Clone, Debug)]
+struct BackupGauges {
+    last_success: GaugeVec,
+    last_duration: GaugeVec,
+    last_bytes: GaugeVec,
+    rpo_breached: GaugeVec,
+    failed_attempts: GaugeVec,
+    last_verified: GaugeVec,
+    drill_failed: GaugeVec,
+}
+
+impl BackupGauges {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let gauge = |name: &str, help: &str| -> Result<GaugeVec, prometheus::Error> {
+            let g = GaugeVec::new(Opts::new(name, help), &["namespace", "policy"])?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        Ok(Self {
+            last_success: gauge(
+                "backup_last_success_timestamp_seconds",
+                "When the newest complete backup of a BackupPolicy finished (Unix time).",
+            )?,
+            last_duration: gauge(
+                "backup_last_duration_seconds",
+                "How long the newest complete backup took.",
+            )?,
+            last_bytes: gauge(
+                "backup_last_stored_bytes",
+                "Bytes the newest complete backup stored (compressed and encrypted).",
+            )?,
+            rpo_breached: gauge(
+                "backup_rpo_breached",
+                "1 while the newest complete backup is older than the policy's RPO (SEC-1), else 0.",
+            )?,
+            failed_attempts: gauge(
+                "backup_failed_attempts",
+                "Consecutive failed runs since the last complete backup.",
+            )?,
+            last_verified: gauge(
+                "backup_last_verified_restore_timestamp_seconds",
+                "When the last successful restore drill finished (Unix time).",
+            )?,
+            drill_failed: gauge(
+                "backup_drill_failed",
+                "1 while the last restore drill failed, else 0.",
+            )?,
+        })
+    }
 }
 
 impl Metrics {
@@ -58,7 +113,9 @@ impl Metrics {
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(status_writes.clone()))?;
         registry.register(Box::new(leader.clone()))?;
+        let backups = BackupGauges::new(&registry)?;
         Ok(Self {
+            backups,
             registry,
             reconciles,
             errors,
@@ -91,6 +148,45 @@ impl Metrics {
     /// Records whether this process leads.
     pub fn set_leader(&self, leading: bool) {
         self.leader.set(i64::from(leading));
+    }
+
+    /// Records a backup policy's state as its status and Ready condition say.
+    pub fn record_backup(
+        &self,
+        namespace: &str,
+        policy: &str,
+        status: &gongshu_api::v1alpha1::BackupPolicyStatus,
+        rpo_breached: bool,
+    ) {
+        let labels = [namespace, policy];
+        let g = &self.backups;
+        let seconds = |t: &jiff::Timestamp| t.as_millisecond() as f64 / 1000.0;
+        if let Some(b) = &status.last_backup {
+            g.last_success
+                .with_label_values(&labels)
+                .set(seconds(&b.completed_at.0));
+            g.last_duration
+                .with_label_values(&labels)
+                .set(b.duration_seconds as f64);
+            g.last_bytes.with_label_values(&labels).set(b.bytes as f64);
+        }
+        g.rpo_breached
+            .with_label_values(&labels)
+            .set(f64::from(u8::from(rpo_breached)));
+        g.failed_attempts.with_label_values(&labels).set(
+            status
+                .last_failure
+                .as_ref()
+                .map_or(0.0, |f| f.attempts as f64),
+        );
+        if let Some(r) = &status.last_verified_restore {
+            g.last_verified
+                .with_label_values(&labels)
+                .set(seconds(&r.at.0));
+        }
+        g.drill_failed
+            .with_label_values(&labels)
+            .set(f64::from(u8::from(status.last_failed_drill.is_some())));
     }
 
     /// The Prometheus text exposition of every metric.
@@ -137,5 +233,30 @@ mod tests {
             text.contains("gongshu_reconcile_duration_seconds_count{controller=\"datacatalog\"} 1")
         );
         assert!(text.contains("gongshu_leader 1"));
+    }
+
+    #[test]
+    fn a_backup_policy_has_its_last_success_and_rpo_state() {
+        let metrics = Metrics::new().unwrap();
+        let status: gongshu_api::v1alpha1::BackupPolicyStatus =
+            serde_json::from_value(serde_json::json!({
+                "lastBackup": {"id": "x", "startedAt": "2026-11-23T01:00:00Z",
+                    "completedAt": "2026-11-23T01:00:10Z", "bytes": 2048, "durationSeconds": 10,
+                    "sha256": "00"},
+                "lastFailure": {"backupId": "y", "at": "2026-11-23T02:00:00Z",
+                    "category": "destination", "message": "down", "attempts": 3},
+            }))
+            .unwrap();
+        metrics.record_backup("dept", "nightly", &status, true);
+        let text = metrics.render().unwrap();
+        for line in [
+            "gongshu_backup_last_success_timestamp_seconds{namespace=\"dept\",policy=\"nightly\"} 1795395610",
+            "gongshu_backup_last_stored_bytes{namespace=\"dept\",policy=\"nightly\"} 2048",
+            "gongshu_backup_rpo_breached{namespace=\"dept\",policy=\"nightly\"} 1",
+            "gongshu_backup_failed_attempts{namespace=\"dept\",policy=\"nightly\"} 3",
+            "gongshu_backup_drill_failed{namespace=\"dept\",policy=\"nightly\"} 0",
+        ] {
+            assert!(text.contains(line), "{line} in\n{text}");
+        }
     }
 }

@@ -342,6 +342,18 @@ async fn event(
     }
 }
 
+/// The `BackupFailure` of `error` in backup `backup_id`, one more attempt than `previous`.
+fn failure(
+    previous: Option<&gongshu_api::v1alpha1::BackupFailure>,
+    backup_id: &str,
+    error: &RunnerError,
+) -> serde_json::Value {
+    json!({
+        "backupId": backup_id, "at": Timestamp::now(), "category": error.category(),
+        "message": error.to_string(), "attempts": previous.map_or(0, |f| f.attempts) + 1,
+    })
+}
+
 /// Runs one backup of `namespace`/`name` for the scheduled time `scheduled`, reporting
 /// progress and the outcome in its status.
 pub async fn run(
@@ -485,23 +497,16 @@ pub async fn run(
             Ok(manifest)
         }
         Err(error) => {
-            let attempts = policy
-                .status
-                .as_ref()
-                .and_then(|s| s.last_failure.as_ref())
-                .map_or(0, |f| f.attempts)
-                + 1;
-            warn!(%error, category = error.category(), attempts, "backup failed");
+            let failure = failure(
+                policy.status.as_ref().and_then(|s| s.last_failure.as_ref()),
+                &id,
+                &error,
+            );
+            warn!(%error, category = error.category(), "backup failed");
             patch(
                 client,
                 &policy,
-                json!({
-                    "running": null,
-                    "lastFailure": {
-                        "backupId": id, "at": Timestamp::now(), "category": error.category(),
-                        "message": error.to_string(), "attempts": attempts,
-                    },
-                }),
+                json!({ "running": null, "lastFailure": failure }),
             )
             .await?;
             event(
@@ -661,23 +666,15 @@ pub async fn verify(
             Ok(report)
         }
         Err(error) => {
-            let attempts = policy
-                .status
-                .as_ref()
-                .and_then(|s| s.last_failed_drill.as_ref())
-                .map_or(0, |f| f.attempts)
-                + 1;
-            patch(
-                client,
-                &policy,
-                json!({
-                    "lastFailedDrill": {
-                        "backupId": backup_id, "at": Timestamp::now(), "category": error.category(),
-                        "message": error.to_string(), "attempts": attempts,
-                    },
-                }),
-            )
-            .await?;
+            let failure = failure(
+                policy
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.last_failed_drill.as_ref()),
+                &backup_id,
+                &error,
+            );
+            patch(client, &policy, json!({ "lastFailedDrill": failure })).await?;
             event(
                 client,
                 &policy,

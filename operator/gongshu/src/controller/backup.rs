@@ -183,19 +183,25 @@ pub async fn reconcile(obj: Arc<BackupPolicy>, ctx: Arc<Context>) -> Result<Acti
         now,
     );
     let api = BackupPolicy::api(ctx.client.clone(), &obj);
+    let patch_status = |params: PatchParams, patch: Patch<serde_json::Value>| {
+        let (api, name) = (api.clone(), name.clone());
+        async move {
+            api.patch_status(&name, &params, &patch)
+                .await
+                .map_err(|source| ApplyError::Patch {
+                    kind: "BackupPolicy".into(),
+                    name,
+                    source,
+                })
+        }
+    };
     if decided.lost {
         // The runner's fields, cleared and marked failed as the runner would have.
         let patch = json!({ "status": {
             "running": null,
             "lastFailure": decided.status.last_failure,
         }});
-        api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|source| ApplyError::Patch {
-                kind: "BackupPolicy".into(),
-                name: name.clone(),
-                source,
-            })?;
+        patch_status(PatchParams::default(), Patch::Merge(patch)).await?;
     }
     let mine = operator_fields(&decided.status);
     if obj.status.as_ref().map(operator_fields) != Some(mine.clone()) {
@@ -204,20 +210,21 @@ pub async fn reconcile(obj: Arc<BackupPolicy>, ctx: Arc<Context>) -> Result<Acti
             "kind": "BackupPolicy",
             "status": mine,
         });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(FIELD_MANAGER).force(),
-            &Patch::Apply(&patch),
+        patch_status(
+            PatchParams::apply(FIELD_MANAGER).force(),
+            Patch::Apply(patch),
         )
-        .await
-        .map_err(|source| ApplyError::Patch {
-            kind: "BackupPolicy".into(),
-            name: name.clone(),
-            source,
-        })?;
+        .await?;
         ctx.metrics.status_written(BackupPolicy::CONTROLLER);
     }
     publish_events(&ctx, obj.as_ref(), &decided.events).await;
+    let breached = gongshu_api::status::find(
+        &decided.status.common.conditions,
+        gongshu_api::status::READY,
+    )
+    .is_some_and(|c| c.reason == decide::RPO_BREACHED);
+    ctx.metrics
+        .record_backup(&namespace, &name, &decided.status, breached);
     let mut running = decided.busy || drill_active;
     for launch in &decided.launch {
         let (what, scheduled) = match *launch {
