@@ -1,7 +1,11 @@
 //! A real S3 server for the backup suites and benchmarks: versitygw (built from its Go module,
 //! `e2e/upstream/versitygw`) with its POSIX backend, on a free loopback port, in a directory of
 //! its own. Buckets are directories of that backend; metadata goes to a sidecar directory so
-//! the filesystem needs no extended attributes.
+//! the filesystem needs no extended attributes (the POSIX backend otherwise stores ETags,
+//! checksums and ACLs as xattrs, which tmpfs and some overlay filesystems refuse).
+//!
+//! The command line is `versitygw --access <key> --secret <secret> --port 127.0.0.1:<port>
+//! --quiet posix --sidecar <dir>/meta <dir>/buckets`, its output in `<dir>/s3.log`.
 
 use std::{
     path::{Path, PathBuf},
@@ -26,6 +30,8 @@ pub struct S3Server {
     dir: PathBuf,
     port: u16,
     secret: String,
+    /// Whether the directory is ours to remove on drop ([`start`](S3Server::start)).
+    temporary: bool,
 }
 
 impl Drop for S3Server {
@@ -33,16 +39,26 @@ impl Drop for S3Server {
         if let Some(p) = self.process.take() {
             p.stop(Duration::from_secs(5));
         }
+        if self.temporary {
+            if std::thread::panicking() {
+                // Keep the data and the log of a failed test to look at.
+                eprintln!("S3 server data and log kept in {}", self.dir.display());
+            } else {
+                let _ = std::fs::remove_dir_all(&self.dir);
+            }
+        }
     }
 }
 
 impl S3Server {
     /// Builds versitygw if needed and starts it in a fresh directory under the system's
-    /// temporary directory; waits until it answers.
+    /// temporary directory (removed on drop, kept when a test panics); waits until it answers.
     pub async fn start() -> Result<Self, Error> {
         let dir =
             std::env::temp_dir().join(format!("gongshu-s3-{}", crate::harness::random_suffix()));
-        Self::start_in(&dir).await
+        let mut server = Self::start_in(&dir).await?;
+        server.temporary = true;
+        Ok(server)
     }
 
     /// Starts it with its data in `dir` (`dir/buckets`, `dir/meta`, `dir/s3.log`).
@@ -66,6 +82,7 @@ impl S3Server {
                 || crate::harness::random_suffix() + &crate::harness::random_suffix(),
                 str::to_owned,
             ),
+            temporary: false,
         };
         server.restart().await?;
         Ok(server)
@@ -154,6 +171,14 @@ impl S3Server {
 
     /// An `object_store` client of `bucket`, with SHA-256 checksums as the backups send them.
     pub fn object_store(&self, bucket: &str) -> Result<AmazonS3, Error> {
+        self.object_store_builder(bucket)
+            .build()
+            .map_err(|e| Error::Harness(format!("S3 client: {e}")))
+    }
+
+    /// The builder behind [`object_store`](Self::object_store), for a test that needs other
+    /// settings (say, fewer retries while the server is down).
+    pub fn object_store_builder(&self, bucket: &str) -> AmazonS3Builder {
         AmazonS3Builder::new()
             .with_endpoint(self.endpoint())
             .with_bucket_name(bucket)
@@ -163,7 +188,5 @@ impl S3Server {
             .with_allow_http(true)
             .with_virtual_hosted_style_request(false)
             .with_checksum_algorithm(object_store::aws::Checksum::SHA256)
-            .build()
-            .map_err(|e| Error::Harness(format!("S3 client: {e}")))
     }
 }

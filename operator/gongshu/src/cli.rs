@@ -14,7 +14,7 @@ use crate::{
 #[command(name = "gongshu", version, about, long_about = None)]
 pub struct Cli {
     /// Log format: human-readable text, or one JSON object per line for log collectors.
-    /// The filter comes from RUST_LOG (default `info,kube=warn`).
+    /// The filter comes from RUST_LOG (default `info,kube=warn,tokio_postgres=warn`).
     #[arg(
         long,
         global = true,

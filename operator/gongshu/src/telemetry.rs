@@ -6,7 +6,7 @@ use clap::ValueEnum;
 use tracing_subscriber::{EnvFilter, fmt};
 
 /// The filter used when `RUST_LOG` is unset: our logs at info, kube's only when they matter.
-pub const DEFAULT_FILTER: &str = "info,kube=warn";
+pub const DEFAULT_FILTER: &str = "info,kube=warn,tokio_postgres=warn";
 
 /// How log lines are written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum)]

@@ -21,7 +21,7 @@ use super::common::{CommonStatus, ITEM_IDENTIFIER, SecretKeyRef};
     doc = "Scheduled, encrypted, local and off-site backups with retention and verified restores (SEC-1).",
     printcolumn = r#"{"name":"Schedule","type":"string","jsonPath":".spec.schedule"}"#,
     printcolumn = r#"{"name":"Last-Backup","type":"date","jsonPath":".status.lastBackup.completedAt"}"#,
-    printcolumn = r#"{"name":"Next","type":"date","jsonPath":".status.nextRun"}"#,
+    printcolumn = r#"{"name":"Next","type":"string","jsonPath":".status.nextRun"}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]

@@ -282,14 +282,23 @@ impl Destination {
                 .map_err(|e| self.error(&path, e))?
                 .into_stream();
             let (mut sha, mut bytes) = (Sha256::new(), 0u64);
+            // Reads arrive in small pieces (8 KiB from a local file): gathered, so the
+            // pipeline thread wakes once per megabyte.
+            let mut gathered = bytes::BytesMut::with_capacity(1 << 20);
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| self.error(&path, e))?;
                 sha.update(&chunk);
                 bytes += chunk.len() as u64;
-                if tx.send(Ok(chunk)).await.is_err() {
+                gathered.extend_from_slice(&chunk);
+                if gathered.len() >= 1 << 20
+                    && tx.send(Ok(gathered.split().freeze())).await.is_err()
+                {
                     // The reader stopped (it failed and says why itself).
                     return Ok(());
                 }
+            }
+            if !gathered.is_empty() && tx.send(Ok(gathered.freeze())).await.is_err() {
+                return Ok(());
             }
             let sha = hex::encode(sha.finalize());
             if bytes != cipher_bytes || sha != cipher_sha256 {
