@@ -80,6 +80,8 @@ pub async fn up() -> Result {
             &log,
             &[
                 ("GONGSHU_EXCHANGE_URL", exchange_url.as_str()),
+                // examples/40-backup.yaml keeps its local copy in /tmp/gongshu-demo-backups.
+                ("GONGSHU_BACKUP_LOCAL_ROOT", "/tmp"),
                 // Backup runners read `path` sources under examples/, as the exchange does.
                 (
                     "GONGSHU_BACKUP_FILE_ROOT",

@@ -47,6 +47,7 @@ pub async fn run_all(lint: bool, cargo_args: &[String]) -> Result {
     };
     gongshu_e2e::operator::install(&bins.kubectl, plane.kubeconfig(), &repo())?;
     let log = dir.join("logs").join("operator.log");
+    let temp_dir = std::env::temp_dir().to_string_lossy().into_owned();
     let operator = gongshu_e2e::operator::start(
         &target_dir().join("debug").join("gongshu"),
         &dir,
@@ -58,6 +59,8 @@ pub async fn run_all(lint: bool, cargo_args: &[String]) -> Result {
             ("GONGSHU_BACKUP_RETRY_SECONDS", "3"),
             ("GONGSHU_BACKUP_S3_RETRY_SECONDS", "3"),
             ("GONGSHU_BACKUP_PROGRESS_SECONDS", "1"),
+            // The suites' local destinations are temporary directories.
+            ("GONGSHU_BACKUP_LOCAL_ROOT", &temp_dir),
         ],
     )
     .await?;

@@ -304,6 +304,8 @@ async fn run(args: Args) -> Result<(), Error> {
     gongshu
         .args(["backup", "run", "--namespace", &ns, "--policy", "bench"])
         .args(["--zstd-workers", &args.zstd_workers.to_string()])
+        .arg("--local-root")
+        .arg(std::env::temp_dir())
         .env("KUBECONFIG", env.kubeconfig())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null());

@@ -172,6 +172,13 @@ pub struct OperatorArgs {
     /// The runners' `--file-root` (where `path` sources and file items are).
     #[arg(long, env = "GONGSHU_BACKUP_FILE_ROOT", default_value = "/")]
     pub backup_file_root: PathBuf,
+    /// The runners' `--local-root`: local destinations must be under it.
+    #[arg(
+        long,
+        env = "GONGSHU_BACKUP_LOCAL_ROOT",
+        default_value = "/var/backups/gongshu"
+    )]
+    pub backup_local_root: PathBuf,
     /// The runners' `--audit-dir` (the exchange's audit log, for `auditLog` sources).
     #[arg(long, env = "GONGSHU_BACKUP_AUDIT_DIR")]
     pub backup_audit_dir: Option<PathBuf>,
@@ -226,6 +233,8 @@ impl OperatorArgs {
         let mut args: Vec<std::ffi::OsString> = vec![
             "--file-root".into(),
             self.backup_file_root.clone().into(),
+            "--local-root".into(),
+            self.backup_local_root.clone().into(),
             "--s3-retry-seconds".into(),
             self.backup_s3_retry_seconds.to_string().into(),
             "--progress-seconds".into(),

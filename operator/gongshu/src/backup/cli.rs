@@ -52,6 +52,13 @@ pub struct RunArgs {
     /// The exchange's audit directory, for `auditLog` sources.
     #[arg(long, env = "GONGSHU_AUDIT_DIR")]
     pub audit_dir: Option<PathBuf>,
+    /// Local destinations must be under this directory (a volume for backups).
+    #[arg(
+        long,
+        env = "GONGSHU_BACKUP_LOCAL_ROOT",
+        default_value = "/var/backups/gongshu"
+    )]
+    pub local_root: PathBuf,
     /// Seconds one S3 request is retried (with exponential backoff) before the run fails.
     #[arg(long, env = "GONGSHU_BACKUP_S3_RETRY_SECONDS", default_value_t = 180)]
     pub s3_retry_seconds: u64,
@@ -70,6 +77,7 @@ impl RunArgs {
     fn config(&self) -> Config {
         Config {
             file_root: self.file_root.clone(),
+            local_root: self.local_root.clone(),
             audit_dir: self.audit_dir.clone(),
             s3_retry: Duration::from_secs(self.s3_retry_seconds),
             zstd_workers: self.zstd_workers,
@@ -144,6 +152,8 @@ impl WhereArgs {
         let policy = runner::policy(&client, &self.namespace, &self.policy).await?;
         let config = Config {
             file_root: PathBuf::from("/"),
+            // At the terminal the user names the destination to read.
+            local_root: PathBuf::from("/"),
             audit_dir: None,
             s3_retry: Duration::from_secs(60),
             zstd_workers: 0,

@@ -104,6 +104,8 @@ impl RunnerError {
 pub struct Config {
     /// Where catalog items' file paths are (as the exchange's `--file-root`).
     pub file_root: PathBuf,
+    /// Local destinations must be under this directory.
+    pub local_root: PathBuf,
     /// The exchange's audit directory, for `auditLog` sources.
     pub audit_dir: Option<PathBuf>,
     /// How long one S3 request is retried before the run fails.
@@ -144,7 +146,7 @@ pub async fn destinations(
     let mut found = Vec::new();
     if let Some(local) = &spec.local {
         found.push(Destination::local(
-            Path::new(&local.path),
+            &confined(&config.local_root, &local.path)?,
             Layout::new("", &namespace, &name),
         )?);
     }
@@ -164,6 +166,23 @@ pub async fn destinations(
         Layout::new(offsite.prefix.as_deref().unwrap_or(""), &namespace, &name),
     )?);
     Ok(found)
+}
+
+/// `path` itself (absolute, no `..`) if it lies under `root`: where a policy's local
+/// destination may be, so that a department cannot make the runner write elsewhere.
+fn confined(root: &Path, path: &str) -> Result<PathBuf, RunnerError> {
+    let candidate = Path::new(path);
+    let plain = candidate
+        .components()
+        .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+    if !candidate.is_absolute() || !plain || !candidate.starts_with(root) {
+        return Err(RunnerError::Invalid(format!(
+            "spec.destinations.local.path {path} is not a directory under {} (the runner's \
+             --local-root); ask the platform team where local backups may go",
+            root.display()
+        )));
+    }
+    Ok(candidate.to_path_buf())
 }
 
 /// `path` (absolute, no `..`) under `root`.
@@ -687,6 +706,29 @@ pub async fn verify(
             )
             .await;
             Err(error)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_destinations_stay_under_the_local_root() {
+        let root = Path::new("/var/backups");
+        assert_eq!(
+            confined(root, "/var/backups/dept/nightly").unwrap(),
+            Path::new("/var/backups/dept/nightly")
+        );
+        for outside in [
+            "/etc",
+            "/var/backups/../../etc",
+            "var/backups/x",
+            "/var/backupsx",
+        ] {
+            let error = confined(root, outside).unwrap_err().to_string();
+            assert!(error.contains("--local-root"), "{outside}: {error}");
         }
     }
 }
