@@ -230,6 +230,30 @@ impl TestEnv {
     }
 }
 
+/// `age-keygen -o <path>` (Debian package `age`): writes a new identity to `path` and returns
+/// its public key (`age1…`), the recipient backups are encrypted to.
+pub fn age_keygen(path: &Path) -> Result<String, Error> {
+    let out = Command::new("age-keygen")
+        .arg("-o")
+        .arg(path)
+        .output()
+        .map_err(|source| Error::Spawn {
+            program: "age-keygen".into(),
+            source,
+        })?;
+    let public = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .find_map(|l| l.strip_prefix("Public key: ").map(str::to_owned));
+    match public {
+        Some(key) if out.status.success() => Ok(key),
+        _ => Err(Error::Harness(format!(
+            "age-keygen -o {} failed: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ))),
+    }
+}
+
 /// Six random lower-case alphanumerics.
 pub fn random_suffix() -> String {
     use rand::{Rng, distr::Alphanumeric};

@@ -20,7 +20,7 @@ use std::{
 use gongshu_api::v1alpha1::BackupPolicy;
 use gongshu_e2e::{
     cluster::operator_binary,
-    harness::{TestEnv, random_suffix},
+    harness::{TestEnv, age_keygen, random_suffix},
     postgres::Postgres,
     s3::S3Server,
 };
@@ -46,19 +46,9 @@ struct Setup {
     key: (PathBuf, String),
 }
 
-/// `age-keygen -o <path>`: the identity file and its public key.
+/// A new age identity file at `path` and its public key.
 fn keygen(path: &Path) -> (PathBuf, String) {
-    let out = Command::new("age-keygen")
-        .arg("-o")
-        .arg(path)
-        .output()
-        .expect("age-keygen (Debian package age)");
-    assert!(out.status.success(), "{out:?}");
-    let public = String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .find_map(|l| l.strip_prefix("Public key: ").map(str::to_owned))
-        .expect("public key");
-    (path.to_path_buf(), public)
+    (path.to_path_buf(), age_keygen(path).expect("age-keygen"))
 }
 
 /// Writes `mib` MiB of bytes zstd cannot compress.

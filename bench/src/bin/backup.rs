@@ -18,7 +18,7 @@ use clap::Parser;
 use gongshu_bench::{Error, Report, cpu_seconds, proc_status_kib};
 use gongshu_e2e::{
     cluster::{OwnCluster, operator_binary},
-    harness::random_suffix,
+    harness::{age_keygen, random_suffix},
     postgres::{Postgres, bin_dir},
     s3::S3Server,
 };
@@ -219,15 +219,7 @@ async fn run(args: Args) -> Result<(), Error> {
         s3.create_bucket(bucket).await?;
     }
     let identity_file = dir.join("key.txt");
-    let keygen = Command::new("age-keygen")
-        .arg("-o")
-        .arg(&identity_file)
-        .output()
-        .map_err(|e| Error::Stuck(format!("age-keygen: {e}")))?;
-    let recipient = String::from_utf8_lossy(&keygen.stderr)
-        .lines()
-        .find_map(|l| l.strip_prefix("Public key: ").map(str::to_owned))
-        .unwrap_or_default();
+    let recipient = age_keygen(&identity_file)?;
     let secrets: Api<Secret> = Api::namespaced(env.client.clone(), &ns);
     for (name, data) in [
         ("db", json!({"uri": pg.url("postgres")})),

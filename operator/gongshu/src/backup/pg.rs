@@ -13,7 +13,10 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_postgres::{Client, NoTls, Transaction};
 
-use super::manifest::{Column, TableManifest};
+use super::{
+    manifest::{Column, TableManifest},
+    pipeline::Gather,
+};
 
 /// A PostgreSQL call failed.
 #[derive(Debug, thiserror::Error)]
@@ -75,9 +78,6 @@ pub async fn connect(uri: &str) -> Result<Client, PgError> {
 fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
-
-/// Bytes of `COPY` rows gathered before they are handed to the pipeline.
-const GATHER: usize = 1 << 20;
 
 /// A table to dump and its estimated size (for progress).
 #[derive(Clone, Debug)]
@@ -217,23 +217,20 @@ pub async fn dump(
     let stream = tx.copy_out(&statement).await.map_err(query(context()))?;
     futures::pin_mut!(stream);
     let mut rows = 0u64;
-    // PostgreSQL sends one message per row: gathered into large buffers, so the pipeline
-    // thread wakes once per megabyte, not once per row (4x the throughput at 150-byte rows).
-    let mut gathered = bytes::BytesMut::with_capacity(GATHER);
+    // PostgreSQL sends one message per row (4x the throughput at 150-byte rows gathered).
+    let mut gather = Gather::default();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(query(context()))?;
         // Text format escapes newlines in values, so each row ends with the only `\n`.
         rows += chunk.iter().filter(|b| **b == b'\n').count() as u64;
-        gathered.extend_from_slice(&chunk);
-        if gathered.len() >= GATHER {
-            if out.send(Ok(gathered.split().freeze())).await.is_err() {
-                return Ok(rows);
-            }
-            gathered.reserve(GATHER);
+        if let Some(full) = gather.push(&chunk)
+            && out.send(Ok(full)).await.is_err()
+        {
+            return Ok(rows);
         }
     }
-    if !gathered.is_empty() {
-        let _ = out.send(Ok(gathered.freeze())).await;
+    if let Some(rest) = gather.rest() {
+        let _ = out.send(Ok(rest)).await;
     }
     Ok(rows)
 }

@@ -24,6 +24,33 @@ pub const CHUNK: usize = 4 << 20;
 /// Chunks in flight between two stages.
 pub const DEPTH: usize = 4;
 
+/// Gathers small pieces (a `COPY` message per row, 8 KiB file reads) into buffers of
+/// [`GATHER`] bytes, so the thread on the other side of a channel wakes once per megabyte
+/// rather than once per piece.
+#[derive(Debug, Default)]
+pub struct Gather {
+    buf: BytesMut,
+}
+
+/// The size of the buffers [`Gather`] hands on.
+pub const GATHER: usize = 1 << 20;
+
+impl Gather {
+    /// Adds `piece`; returns a full buffer when there is one.
+    pub fn push(&mut self, piece: &[u8]) -> Option<Bytes> {
+        if self.buf.is_empty() {
+            self.buf.reserve(GATHER);
+        }
+        self.buf.extend_from_slice(piece);
+        (self.buf.len() >= GATHER).then(|| self.buf.split().freeze())
+    }
+
+    /// What is left at the end, if anything.
+    pub fn rest(self) -> Option<Bytes> {
+        (!self.buf.is_empty()).then(|| self.buf.freeze())
+    }
+}
+
 /// What one object's pipeline measured.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Sealed {
@@ -339,6 +366,24 @@ mod tests {
         let at = ciphertext.len() - 40;
         ciphertext[at] ^= 1;
         assert!(unseal(ciphertext, identity).is_err());
+    }
+
+    #[test]
+    fn gathered_pieces_come_out_in_full_buffers_then_the_rest() {
+        let mut gather = Gather::default();
+        let piece = [7u8; 1000];
+        let full: Vec<Bytes> = (0..3000).filter_map(|_| gather.push(&piece)).collect();
+        assert_eq!(full.len(), 2);
+        assert!(
+            full.iter()
+                .all(|b| b.len() >= GATHER && b.len() < GATHER + 1000)
+        );
+        let rest = gather.rest().unwrap();
+        assert_eq!(
+            full.iter().map(Bytes::len).sum::<usize>() + rest.len(),
+            3_000_000
+        );
+        assert_eq!(Gather::default().rest(), None);
     }
 
     #[test]

@@ -131,20 +131,7 @@ pub async fn restore(
         None => None,
     };
     let tx = match &mut database {
-        Some(client) => {
-            Some(
-                client
-                    .transaction()
-                    .await
-                    .map_err(|source| RestoreError::Postgres {
-                        object: "target".into(),
-                        error: PgError::Query {
-                            context: "cannot begin".into(),
-                            source,
-                        },
-                    })?,
-            )
-        }
+        Some(client) => Some(client.transaction().await.map_err(target("cannot begin"))?),
         None => None,
     };
     for source in &manifest.sources {
@@ -186,15 +173,22 @@ pub async fn restore(
         }
     }
     if let Some(tx) = tx {
-        tx.commit().await.map_err(|source| RestoreError::Postgres {
-            object: "target".into(),
-            error: PgError::Query {
-                context: "cannot commit the restore".into(),
-                source,
-            },
-        })?;
+        tx.commit()
+            .await
+            .map_err(target("cannot commit the restore"))?;
     }
     Ok(report)
+}
+
+/// A failed statement on the target database, as a restore error.
+fn target(context: &'static str) -> impl FnOnce(tokio_postgres::Error) -> RestoreError {
+    move |source| RestoreError::Postgres {
+        object: "target".into(),
+        error: PgError::Query {
+            context: context.into(),
+            source,
+        },
+    }
 }
 
 /// Runs `consume` over the plaintext of `object` on a blocking thread, then checks the

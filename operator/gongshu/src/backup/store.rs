@@ -18,7 +18,10 @@ use object_store::{
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use super::manifest::{Layout, MANIFEST, Manifest, VERIFIED};
+use super::{
+    manifest::{Layout, MANIFEST, Manifest, VERIFIED},
+    pipeline::Gather,
+};
 
 /// Parts uploaded at once per object and destination.
 const PARTS_IN_FLIGHT: usize = 4;
@@ -282,22 +285,22 @@ impl Destination {
                 .map_err(|e| self.error(&path, e))?
                 .into_stream();
             let (mut sha, mut bytes) = (Sha256::new(), 0u64);
-            // Reads arrive in small pieces (8 KiB from a local file): gathered, so the
-            // pipeline thread wakes once per megabyte.
-            let mut gathered = bytes::BytesMut::with_capacity(1 << 20);
+            // Reads arrive in small pieces (8 KiB from a local file).
+            let mut gather = Gather::default();
             while let Some(chunk) = stream.next().await {
                 let chunk = chunk.map_err(|e| self.error(&path, e))?;
                 sha.update(&chunk);
                 bytes += chunk.len() as u64;
-                gathered.extend_from_slice(&chunk);
-                if gathered.len() >= 1 << 20
-                    && tx.send(Ok(gathered.split().freeze())).await.is_err()
+                if let Some(full) = gather.push(&chunk)
+                    && tx.send(Ok(full)).await.is_err()
                 {
                     // The reader stopped (it failed and says why itself).
                     return Ok(());
                 }
             }
-            if !gathered.is_empty() && tx.send(Ok(gathered.freeze())).await.is_err() {
+            if let Some(rest) = gather.rest()
+                && tx.send(Ok(rest)).await.is_err()
+            {
                 return Ok(());
             }
             let sha = hex::encode(sha.finalize());
