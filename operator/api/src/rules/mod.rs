@@ -9,6 +9,7 @@
 
 pub mod backup;
 pub mod catalog;
+pub mod channel;
 pub mod exchange;
 pub mod grant;
 pub mod open;

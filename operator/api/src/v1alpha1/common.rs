@@ -52,6 +52,9 @@ pub struct CommonStatus {
 
 /// A DNS-1123 label, as Kubernetes names of namespaces and ServiceAccounts must be.
 pub(crate) const DNS_LABEL: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
+/// A DNS-1123 subdomain, as most Kubernetes object names must be.
+pub(crate) const DNS_SUBDOMAIN: &str =
+    "^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$";
 /// A department code: lower-case letters, digits and dashes (it is also a label value).
 pub(crate) const DEPARTMENT_CODE: &str = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$";
 /// A catalog item identifier: cluster-unique, a DNS-1123 subdomain so it can name objects.

@@ -6,6 +6,7 @@
 
 pub mod backup;
 pub mod catalog;
+pub mod channel;
 pub mod common;
 pub mod grant;
 pub mod open;
@@ -14,6 +15,7 @@ pub mod review;
 
 pub use backup::*;
 pub use catalog::*;
+pub use channel::*;
 pub use common::*;
 pub use grant::*;
 pub use open::*;
@@ -37,5 +39,6 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         OpenDataset::crd(),
         BackupPolicy::crd(),
         Review::crd(),
+        ChannelExemption::crd(),
     ]
 }

@@ -57,6 +57,10 @@ pub struct RegulationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = DATE))]
     pub valid_until: Option<String>,
+    /// How the one-channel rules apply (CH-1, CH-2): admission mode and network isolation of
+    /// department namespaces. Only the `default` Regulation's policy is in force.
+    #[serde(default)]
+    pub channels: super::channel::ChannelPolicy,
 }
 
 fn default_authority_namespace() -> String {
@@ -165,6 +169,10 @@ pub struct RegulationStatus {
     /// Years the calendar covers; other years count weekends only.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calendar_years: Vec<i32>,
+    /// What the channel scan found in department namespaces (CH-1); on the `default`
+    /// Regulation only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub channels: Option<super::channel::ChannelReport>,
 }
 
 /// One row of the deadline table in force.

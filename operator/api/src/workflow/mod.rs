@@ -12,6 +12,7 @@
 
 pub mod catalog;
 mod deadline;
+pub mod exemption;
 pub mod grant;
 
 use std::cmp::Ordering;
