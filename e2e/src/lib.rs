@@ -1,7 +1,7 @@
 //! The real local control plane and the end-to-end harness.
 //!
 //! - [`upstream`] builds etcd, kube-apiserver, kube-controller-manager and kubectl from their
-//!   pinned Go modules, once, into a cache.
+//!   pinned Go modules, once, into a cache, and downloads the Gateway API CRDs.
 //! - [`pki`] and [`controlplane`] start them on loopback with TLS, RBAC and ServiceAccount
 //!   tokens, and stop them with nothing left behind.
 //! - [`harness`] gives each integration test a client and a fresh namespace on the control
@@ -51,6 +51,18 @@ pub enum Error {
         module: std::path::PathBuf,
         /// Exit status.
         status: String,
+    },
+    /// `go mod download` failed.
+    #[error("`{command}` in {dir} failed ({status}): {stderr}")]
+    Download {
+        /// The command line.
+        command: String,
+        /// The module directory it ran in.
+        dir: std::path::PathBuf,
+        /// Exit status.
+        status: String,
+        /// What go said.
+        stderr: String,
     },
     /// Certificate generation failed.
     #[error("generating certificates: {0}")]

@@ -1,8 +1,10 @@
 //! `gongshu operator` as a local process, set up as its Deployment would be: its own
 //! least-privilege ServiceAccount (`deploy/rbac.yaml`), and an admission webhook whose serving
-//! certificate the cluster CA signed, registered at a loopback URL.
+//! certificate the cluster CA signed, registered at a loopback URL. [`install`] puts what it
+//! needs on the cluster first, the Gateway API CRDs included.
 
 use std::{
+    ffi::{OsStr, OsString},
     net::{IpAddr, Ipv4Addr},
     path::Path,
     process::Command,
@@ -14,47 +16,91 @@ use crate::{
     controlplane::{free_port, service_account_kubeconfig},
     pki,
     process::Process,
+    upstream,
 };
 
 /// Installs what the operator needs on the cluster of `kubeconfig`, as the chart would: the
-/// CRDs from `<repo>/crds` (waiting until they are established), then `<repo>/deploy/rbac.yaml`
+/// Gateway API CRDs whose routes the admission rules deny ([`install_gateway_api`]), the CRDs
+/// from `<repo>/crds` (waiting until they are established), then `<repo>/deploy/rbac.yaml`
 /// (the operator's namespace, ServiceAccount and least-privilege RBAC). Idempotent.
 pub fn install(kubectl: &Path, kubeconfig: &Path, repo: &Path) -> Result<(), Error> {
-    let run = |args: &[&std::ffi::OsStr]| -> Result<(), Error> {
-        let out = Command::new(kubectl)
-            .env("KUBECONFIG", kubeconfig)
-            .args(args)
-            .output()
-            .map_err(|e| Error::Spawn {
-                program: "kubectl".into(),
-                source: e,
-            })?;
-        if out.status.success() {
-            return Ok(());
-        }
-        Err(Error::Harness(format!(
-            "kubectl {args:?} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        )))
-    };
+    install_gateway_api(kubectl, kubeconfig, repo)?;
     let crds = repo.join("crds");
     let rbac = repo.join("deploy/rbac.yaml");
-    run(&[
-        "apply".as_ref(),
-        "--server-side".as_ref(),
-        "--field-manager=gongshu-e2e".as_ref(),
-        "-f".as_ref(),
-        crds.as_os_str(),
-    ])?;
-    run(&[
-        "wait",
-        "--for=condition=Established",
-        "crd",
-        "--all",
-        "--timeout=60s",
-    ]
-    .map(AsRef::as_ref))?;
-    run(&["apply".as_ref(), "-f".as_ref(), rbac.as_os_str()])
+    run_kubectl(
+        kubectl,
+        kubeconfig,
+        &[
+            "apply".as_ref(),
+            "--server-side".as_ref(),
+            "--field-manager=gongshu-e2e".as_ref(),
+            "-f".as_ref(),
+            crds.as_os_str(),
+        ],
+    )?;
+    run_kubectl(
+        kubectl,
+        kubeconfig,
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd",
+            "--all",
+            "--timeout=60s",
+        ],
+    )?;
+    run_kubectl(
+        kubectl,
+        kubeconfig,
+        &["apply".as_ref(), "-f".as_ref(), rbac.as_os_str()],
+    )
+}
+
+/// Installs the experimental-channel Gateway API CRDs of [`upstream::GATEWAY_API_CRDS`] from
+/// the pinned module ([`upstream::ensure_gateway_api`]) and waits until they are established,
+/// so that the cluster serves every route kind a department might create. Server-side, because
+/// these CRDs are too large for the last-applied annotation. Idempotent.
+pub fn install_gateway_api(kubectl: &Path, kubeconfig: &Path, repo: &Path) -> Result<(), Error> {
+    let crds = upstream::ensure_gateway_api(repo)?;
+    let mut apply: Vec<OsString> = vec![
+        "apply".into(),
+        "--server-side".into(),
+        "--field-manager=gongshu-e2e".into(),
+    ];
+    for file in upstream::gateway_api_crd_files(&crds) {
+        apply.push("-f".into());
+        apply.push(file.into());
+    }
+    run_kubectl(kubectl, kubeconfig, &apply)?;
+    let mut wait: Vec<OsString> = vec!["wait".into(), "--for=condition=Established".into()];
+    for plural in upstream::GATEWAY_API_CRDS {
+        wait.push(format!("crd/{plural}.gateway.networking.k8s.io").into());
+    }
+    wait.push("--timeout=60s".into());
+    run_kubectl(kubectl, kubeconfig, &wait)
+}
+
+/// Runs `kubectl args` against `kubeconfig`, failing with its stderr.
+fn run_kubectl<S: AsRef<OsStr> + std::fmt::Debug>(
+    kubectl: &Path,
+    kubeconfig: &Path,
+    args: &[S],
+) -> Result<(), Error> {
+    let out = Command::new(kubectl)
+        .env("KUBECONFIG", kubeconfig)
+        .args(args)
+        .output()
+        .map_err(|e| Error::Spawn {
+            program: "kubectl".into(),
+            source: e,
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(Error::Harness(format!(
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    )))
 }
 
 /// How long the ServiceAccount token of a process started here is valid.

@@ -1,6 +1,6 @@
 //! The upstream binaries of the local control plane, built from their Go modules (pinned in
 //! `e2e/upstream/*/go.mod`) into a cache that survives clones: `$GONGSHU_CACHE` or
-//! `~/.cache/gongshu`.
+//! `~/.cache/gongshu`; the Gateway API CRDs come from Go's module cache.
 
 use std::{
     path::{Path, PathBuf},
@@ -17,6 +17,78 @@ pub const ETCD_VERSION: &str = "v3.7.3";
 
 /// The versitygw release the S3 server runs (`e2e/upstream/versitygw/go.mod`).
 pub const VERSITYGW_VERSION: &str = "v1.8.0";
+
+/// The Gateway API release whose CRDs the control plane serves (`e2e/upstream/gateway-api/go.mod`).
+pub const GATEWAY_API_VERSION: &str = "v1.6.3";
+
+/// The Gateway API CRDs (by plural) the control plane serves: every route kind the admission
+/// rules deny in department namespaces, and the kinds those routes refer to.
+pub const GATEWAY_API_CRDS: [&str; 8] = [
+    "gatewayclasses",
+    "gateways",
+    "httproutes",
+    "grpcroutes",
+    "tcproutes",
+    "tlsroutes",
+    "udproutes",
+    "referencegrants",
+];
+
+/// Returns the experimental-channel CRD directory of the pinned Gateway API module
+/// (`<repo>/e2e/upstream/gateway-api`), downloading the module with `go mod download` into
+/// Go's module cache when missing (a 3 MiB zip; offline once cached). The experimental channel,
+/// because only it serves every route kind, TCPRoute, TLSRoute and UDPRoute included.
+pub fn ensure_gateway_api(repo: &Path) -> Result<PathBuf, Error> {
+    let module = repo.join("e2e/upstream/gateway-api");
+    let args = ["mod", "download", "-json", "sigs.k8s.io/gateway-api"];
+    let out = Command::new("go")
+        .current_dir(&module)
+        .args(args)
+        .output()
+        .map_err(|e| Error::Spawn {
+            program: "go".into(),
+            source: e,
+        })?;
+    // `-json` reports the failure in `Error` on stdout; stderr may say more.
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let dir = json["Dir"].as_str().map(PathBuf::from);
+    let dir = match dir {
+        Some(dir) if out.status.success() => dir,
+        _ => {
+            return Err(Error::Download {
+                command: format!("go {}", args.join(" ")),
+                dir: module,
+                status: out.status.to_string(),
+                stderr: [
+                    json["Error"].as_str().unwrap_or_default(),
+                    String::from_utf8_lossy(&out.stderr).trim(),
+                ]
+                .into_iter()
+                .filter(|said| !said.is_empty())
+                .collect::<Vec<_>>()
+                .join("\n"),
+            });
+        }
+    };
+    let crds = dir.join("config/crd/experimental");
+    for file in gateway_api_crd_files(&crds) {
+        if !file.exists() {
+            return Err(Error::Harness(format!(
+                "sigs.k8s.io/gateway-api {GATEWAY_API_VERSION} has no {}",
+                file.display()
+            )));
+        }
+    }
+    Ok(crds)
+}
+
+/// The files of [`GATEWAY_API_CRDS`] in a CRD directory of the Gateway API module.
+pub fn gateway_api_crd_files(crds: &Path) -> Vec<PathBuf> {
+    GATEWAY_API_CRDS
+        .iter()
+        .map(|plural| crds.join(format!("gateway.networking.k8s.io_{plural}.yaml")))
+        .collect()
+}
 
 /// Where the S3 server (`versitygw`) is, or will be once built.
 pub fn versitygw() -> PathBuf {
@@ -228,6 +300,10 @@ mod tests {
         assert_eq!(
             pinned("versitygw", "github.com/versity/versitygw"),
             VERSITYGW_VERSION
+        );
+        assert_eq!(
+            pinned("gateway-api", "sigs.k8s.io/gateway-api"),
+            GATEWAY_API_VERSION
         );
     }
 }

@@ -23,7 +23,8 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Build etcd, kube-apiserver, kube-controller-manager, kubectl and the S3 server
-    /// (versitygw) from their Go modules (once; cached).
+    /// (versitygw) from their Go modules, and download the Gateway API CRDs' module (once;
+    /// cached).
     Upstream,
     /// The local control plane in `.gongshu/cluster`.
     Cluster {
@@ -85,6 +86,7 @@ fn main() -> ExitCode {
         match cli.command {
             Cmd::Upstream => upstream::ensure_built(&repo())
                 .and_then(|_| upstream::ensure_s3_built(&repo()))
+                .and_then(|_| upstream::ensure_gateway_api(&repo()))
                 .map(drop)
                 .map_err(Into::into),
             Cmd::Cluster {
@@ -131,25 +133,28 @@ fn cluster_dir() -> PathBuf {
     repo().join(".gongshu").join("cluster")
 }
 
-/// Starts the demo control plane unless it runs; returns its admin kubeconfig.
+/// Starts the demo control plane unless it runs, and installs the Gateway API CRDs on it (so
+/// that suites run against it meet the route kinds); returns its admin kubeconfig.
 async fn cluster_up() -> Result<PathBuf> {
     let bins = upstream::ensure_built(&repo())?;
     let dir = cluster_dir();
     let kubeconfig = dir.join("admin.kubeconfig");
     if controlplane::is_running(&dir) {
         eprintln!("control plane already running ({})", kubeconfig.display());
-        return Ok(kubeconfig);
+    } else {
+        let started = Instant::now();
+        let plane =
+            controlplane::ControlPlane::start(&dir, &bins, controlplane::DEFAULT_READY_TIMEOUT)
+                .await?;
+        eprintln!(
+            "control plane ready at {} in {:.1?}",
+            plane.server(),
+            started.elapsed()
+        );
+        plane.detach()?;
+        print_env();
     }
-    let started = Instant::now();
-    let plane =
-        controlplane::ControlPlane::start(&dir, &bins, controlplane::DEFAULT_READY_TIMEOUT).await?;
-    eprintln!(
-        "control plane ready at {} in {:.1?}",
-        plane.server(),
-        started.elapsed()
-    );
-    plane.detach()?;
-    print_env();
+    gongshu_e2e::operator::install_gateway_api(&bins.kubectl, &kubeconfig, &repo())?;
     Ok(kubeconfig)
 }
 
