@@ -6,6 +6,7 @@ pub mod admission;
 pub mod audit;
 pub mod backup;
 pub mod cache;
+pub mod channels;
 pub mod cli;
 pub mod controller;
 pub mod crd;

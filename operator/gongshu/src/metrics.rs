@@ -22,6 +22,57 @@ pub struct Metrics {
     status_writes: IntCounterVec,
     leader: IntGauge,
     backups: BackupGauges,
+    admission: AdmissionMetrics,
+}
+
+/// Admission and the channel scan (CH-1). Labels are bounded: `kind` by the kinds the webhook
+/// admits, `rule` by the rule ids in REQUIREMENTS.md, `department` by the department
+/// namespaces the platform engineers create.
+#[derive(Clone, Debug)]
+struct AdmissionMetrics {
+    duration: HistogramVec,
+    denials: IntCounterVec,
+    violations: GaugeVec,
+}
+
+/// Admission review buckets, in seconds: the target is 2 ms at p99.
+const ADMISSION_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1,
+];
+
+impl AdmissionMetrics {
+    fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "webhook_request_duration_seconds",
+                "Time the admission webhook spent judging one AdmissionReview, by admitted kind.",
+            )
+            .buckets(ADMISSION_BUCKETS.to_vec()),
+            &["kind"],
+        )?;
+        let denials = IntCounterVec::new(
+            Opts::new(
+                "webhook_denials_total",
+                "Admission requests denied, by the rule id of each problem (\"none\" where no rule of the regulations applies).",
+            ),
+            &["rule"],
+        )?;
+        let violations = GaugeVec::new(
+            Opts::new(
+                "channel_violations",
+                "Objects in a department's namespaces that expose workloads outside the exchange without an approved ChannelExemption (CH-1), by kind.",
+            ),
+            &["department", "kind"],
+        )?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(denials.clone()))?;
+        registry.register(Box::new(violations.clone()))?;
+        Ok(Self {
+            duration,
+            denials,
+            violations,
+        })
+    }
 }
 
 /// One gauge per backup policy (`namespace`, `policy`) for each of these: as many series as
@@ -114,8 +165,10 @@ impl Metrics {
         registry.register(Box::new(status_writes.clone()))?;
         registry.register(Box::new(leader.clone()))?;
         let backups = BackupGauges::new(&registry)?;
+        let admission = AdmissionMetrics::new(&registry)?;
         Ok(Self {
             backups,
+            admission,
             registry,
             reconciles,
             errors,
@@ -123,6 +176,35 @@ impl Metrics {
             status_writes,
             leader,
         })
+    }
+
+    /// Records one admission review of `kind` that took `seconds` and was denied for `rules`
+    /// (empty when admitted).
+    pub fn admission_review(&self, kind: &str, seconds: f64, rules: &[Option<&'static str>]) {
+        self.admission
+            .duration
+            .with_label_values(&[kind])
+            .observe(seconds);
+        for rule in rules {
+            self.admission
+                .denials
+                .with_label_values(&[rule.unwrap_or("none")])
+                .inc();
+        }
+    }
+
+    /// Replaces the channel violation counts with `counts` of (department, kind, count).
+    pub fn set_channel_violations(
+        &self,
+        counts: impl IntoIterator<Item = (String, gongshu_api::v1alpha1::ExposedKind, i64)>,
+    ) {
+        let gauge = &self.admission.violations;
+        gauge.reset();
+        for (department, kind, count) in counts {
+            gauge
+                .with_label_values(&[department.as_str(), kind.as_str()])
+                .add(count as f64);
+        }
     }
 
     /// Counts a reconcile of `controller` and times it until the returned guard drops, so that

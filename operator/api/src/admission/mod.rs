@@ -68,6 +68,13 @@ pub fn catalog(
     problems
 }
 
+/// A `ChannelExemption` in `namespace`: only a department files one (CH-1).
+pub fn exemption(namespace: &str, department_of: DepartmentOf<'_>) -> Vec<Problem> {
+    department_problem(namespace, department_of)
+        .into_iter()
+        .collect()
+}
+
 /// A `ShareGrant` in `namespace`: a department requests a published item, only fields the item
 /// shares (SH-5), and a not-shared item only for verification (SH-7).
 pub fn grant(

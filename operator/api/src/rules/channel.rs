@@ -5,6 +5,8 @@
 //! The exchange itself is exempt by construction: it runs in the authority's namespace, which
 //! is not a department namespace, so none of these rules ever sees it.
 
+use std::collections::BTreeMap;
+
 use jiff::Timestamp;
 use serde_json::Value;
 
@@ -248,19 +250,32 @@ pub struct NamespaceScan<'a> {
     pub filings: &'a [Filing],
 }
 
-/// The scan's report over every department namespace (CH-1), and the violations counted by
-/// namespace and kind (for metrics).
+/// What the scan found: the report for the `Regulation` status, and every violation counted
+/// by namespace and kind (the report lists at most [`MAX_LISTED`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Scanned {
+    /// The report.
+    pub report: ChannelReport,
+    /// Violations by namespace and kind.
+    pub counts: BTreeMap<(String, ExposedKind), i64>,
+}
+
+/// The scan over every department namespace (CH-1).
 pub fn report<'a>(
     namespaces: impl IntoIterator<Item = NamespaceScan<'a>>,
     now: Timestamp,
-) -> ChannelReport {
+) -> Scanned {
     let mut violations: Vec<ChannelViolation> = Vec::new();
     let mut exempted = 0;
+    let mut counts = BTreeMap::new();
     for scan in namespaces {
         for exposure in scan.exposures {
             if covering(scan.filings, exposure.kind, &exposure.name, now).is_some() {
                 exempted += 1;
             } else {
+                *counts
+                    .entry((scan.namespace.to_owned(), exposure.kind))
+                    .or_default() += 1;
                 violations.push(ChannelViolation {
                     namespace: scan.namespace.to_owned(),
                     kind: exposure.kind,
@@ -273,10 +288,13 @@ pub fn report<'a>(
     violations.sort();
     let count = violations.len();
     violations.truncate(MAX_LISTED);
-    ChannelReport {
-        violations: i32::try_from(count).unwrap_or(i32::MAX),
-        exempted,
-        objects: violations,
+    Scanned {
+        report: ChannelReport {
+            violations: i32::try_from(count).unwrap_or(i32::MAX),
+            exempted,
+            objects: violations,
+        },
+        counts,
     }
 }
 

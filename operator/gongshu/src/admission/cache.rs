@@ -13,7 +13,11 @@ use std::{
 
 use gongshu_api::{
     index::CatalogIndex,
-    v1alpha1::{DataCatalog, ItemReview, LABEL_DEPARTMENT, Regulation, ShareGrant},
+    rules::channel,
+    v1alpha1::{
+        ChannelMode, DataCatalog, ItemReview, LABEL_CHANNEL_MODE, LABEL_DEPARTMENT, Regulation,
+        ShareGrant,
+    },
     workflow::catalog::is_item_approved,
 };
 use k8s_openapi::api::core::v1::Namespace;
@@ -28,6 +32,7 @@ use kube::{
 
 use crate::{
     cache::{Change, feed, reflect, relisting},
+    channels::Filings,
     shutdown::Shutdown,
 };
 
@@ -41,11 +46,13 @@ pub struct Caches {
     grants: Arc<RwLock<GrantItems>>,
     pub regulations: Store<Regulation>,
     pub namespaces: Store<PartialObjectMeta<Namespace>>,
+    /// Channel filings by namespace (CH-1).
+    pub filings: Filings,
     synced: Arc<AtomicUsize>,
 }
 
 /// How many caches must list once before the webhook judges.
-const CACHES: usize = 4;
+const CACHES: usize = 5;
 
 impl Caches {
     /// Starts the watches; they run until `shutdown`.
@@ -101,6 +108,7 @@ impl Caches {
             "admission",
             |_| {},
         );
+        let filings = Filings::start(&client, &synced, &shutdown, "admission", None);
         // Labels are all the webhook needs of a namespace: a metadata-only watch.
         let namespaces = reflect(
             watcher(
@@ -117,6 +125,7 @@ impl Caches {
             grants,
             regulations,
             namespaces,
+            filings,
             synced,
         }
     }
@@ -146,6 +155,21 @@ impl Caches {
         self.namespaces
             .get(&key)
             .and_then(|ns| ns.labels().get(LABEL_DEPARTMENT).cloned())
+    }
+
+    /// The channel mode in force in `namespace` (CH-1): its `gongshu.io/channel-mode` label,
+    /// else the `default` Regulation's policy.
+    pub fn channel_mode(&self, namespace: &str) -> ChannelMode {
+        let label = self
+            .namespaces
+            .get(&reflector::ObjectRef::new(namespace))
+            .and_then(|ns| ns.labels().get(LABEL_CHANNEL_MODE).cloned());
+        let policy = self
+            .regulations
+            .get(&reflector::ObjectRef::new("default"))
+            .map(|r| r.spec.channels.clone())
+            .unwrap_or_default();
+        channel::mode(label.as_deref(), &policy)
     }
 
     /// The authority namespace of the `Regulation` named `default`, or the default namespace.

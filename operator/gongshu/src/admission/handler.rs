@@ -2,14 +2,15 @@
 //! the spec unchanged (status, labels, finalizers) are always admitted, so a
 //! stale or strict rule can never block cleanup.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use axum::{Json, Router, extract::State, routing::post};
 use gongshu_api::{
     admission::{self, Cluster},
-    rules::Problem,
-    v1alpha1::{DataCatalog, Review, ShareGrant},
+    rules::{Problem, channel},
+    v1alpha1::{ChannelExemption, DataCatalog, ExposedKind, Review, ShareGrant},
 };
+use jiff::Timestamp;
 use kube::{
     ResourceExt,
     core::{
@@ -21,18 +22,29 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, info, warn};
 
 use super::cache::Caches;
+use crate::metrics::Metrics;
+
+/// What the handler shares.
+#[derive(Clone, Debug)]
+pub struct Webhook {
+    /// The webhook's view of the cluster.
+    pub caches: Arc<Caches>,
+    /// Review durations and denials.
+    pub metrics: Metrics,
+}
 
 /// The webhook's routes.
-pub fn router(caches: Arc<Caches>) -> Router {
+pub fn router(webhook: Webhook) -> Router {
     Router::new()
         .route("/validate", post(validate))
-        .with_state(caches)
+        .with_state(webhook)
 }
 
 async fn validate(
-    State(caches): State<Arc<Caches>>,
+    State(Webhook { caches, metrics }): State<Webhook>,
     Json(review): Json<AdmissionReview<DynamicObject>>,
 ) -> Json<AdmissionReview<DynamicObject>> {
+    let started = Instant::now();
     let request: AdmissionRequest<DynamicObject> = match review.try_into() {
         Ok(request) => request,
         Err(error) => {
@@ -44,36 +56,49 @@ async fn validate(
     let kind = request.kind.kind.clone();
     let name = request.name.clone();
     let namespace = request.namespace.clone().unwrap_or_default();
+    let mut rules = Vec::new();
     let response = match judge(&caches, &request) {
-        Verdict::Admit => response,
+        Verdict::Admit(warnings) if warnings.is_empty() => response,
+        Verdict::Admit(warnings) => {
+            info!(%kind, %namespace, %name, warnings = warnings.join("; "), "admitted with warnings");
+            let mut response = response;
+            response.warnings = Some(warnings);
+            response
+        }
         Verdict::NotReady => response.deny("gongshu admission is starting and its caches are not synced yet; retry in a few seconds"),
         Verdict::Deny(problems) => {
             let message = admission::denial_message(&kind, &problems);
             info!(%kind, %namespace, %name, %message, "denied");
+            rules = problems.iter().map(|p| p.rule).collect();
             response.deny(message)
         }
     };
+    metrics.admission_review(&kind, started.elapsed().as_secs_f64(), &rules);
     debug!(%kind, %namespace, %name, allowed = response.allowed, "admission review");
     Json(response.into_review())
 }
 
 enum Verdict {
-    Admit,
+    /// Admitted, with warnings for the client (audit mode, exemptions).
+    Admit(Vec<String>),
     NotReady,
     Deny(Vec<Problem>),
 }
 
 fn judge(caches: &Caches, request: &AdmissionRequest<DynamicObject>) -> Verdict {
     if !matches!(request.operation, Operation::Create | Operation::Update) {
-        return Verdict::Admit;
+        return Verdict::Admit(Vec::new());
     }
     if request.operation == Operation::Update && spec_unchanged(request) {
-        return Verdict::Admit;
+        return Verdict::Admit(Vec::new());
     }
     if !caches.is_synced() {
         return Verdict::NotReady;
     }
     let namespace = request.namespace.clone().unwrap_or_default();
+    if let Some(kind) = exposed_kind(request) {
+        return judge_channel(caches, request, kind, &namespace);
+    }
     let authority = caches.authority_namespace();
     caches.with_catalogs(|index| {
         let cluster = Cluster {
@@ -98,6 +123,8 @@ fn judge_kind(
         }),
         "ShareGrant" => typed::<ShareGrant>(request)
             .map(|g| admission::grant(namespace, &g.spec, cluster, &department_of)),
+        "ChannelExemption" => typed::<ChannelExemption>(request)
+            .map(|_| admission::exemption(namespace, &department_of)),
         "Review" => typed::<Review>(request).map(|r| {
             let grant_item = |ns: &str, name: &str| caches.grant_item(ns, name);
             admission::review(namespace, &r.spec, cluster, &grant_item)
@@ -105,9 +132,52 @@ fn judge_kind(
         _ => Ok(Vec::new()),
     };
     match problems {
-        Ok(problems) if problems.is_empty() => Verdict::Admit,
+        Ok(problems) if problems.is_empty() => Verdict::Admit(Vec::new()),
         Ok(problems) => Verdict::Deny(problems),
         Err(message) => Verdict::Deny(vec![Problem::new("object", message)]),
+    }
+}
+
+/// The kind, if the request is for one that can expose workloads (CH-1).
+fn exposed_kind(request: &AdmissionRequest<DynamicObject>) -> Option<ExposedKind> {
+    ExposedKind::from_kind(&request.kind.kind).filter(|k| k.group() == request.kind.group)
+}
+
+/// The channel rules (CH-1) for an object in a department namespace; other namespaces are
+/// not the webhook's business (its namespaceSelector sends only departments, this is the
+/// second line).
+fn judge_channel(
+    caches: &Caches,
+    request: &AdmissionRequest<DynamicObject>,
+    kind: ExposedKind,
+    namespace: &str,
+) -> Verdict {
+    if caches.department_of(namespace).is_none() {
+        return Verdict::Admit(Vec::new());
+    }
+    let Some(object) = request.object.as_ref() else {
+        return Verdict::Admit(Vec::new());
+    };
+    let name = object.name_any();
+    let exposure = object
+        .data
+        .get("spec")
+        .and_then(|spec| channel::exposure(kind, &name, spec));
+    let filings = caches.filings.in_namespace(namespace);
+    let mode = caches.channel_mode(namespace);
+    match channel::judge(
+        namespace,
+        exposure.as_ref(),
+        &filings,
+        mode,
+        Timestamp::now(),
+    ) {
+        channel::Verdict::Admit => Verdict::Admit(Vec::new()),
+        channel::Verdict::Exempted(filing) => Verdict::Admit(vec![format!(
+            "admitted under ChannelExemption {filing} (CH-1): it exposes workloads outside the exchange until the exemption ends"
+        )]),
+        channel::Verdict::Warn(warning) => Verdict::Admit(vec![warning]),
+        channel::Verdict::Deny(problem) => Verdict::Deny(vec![problem]),
     }
 }
 

@@ -17,8 +17,11 @@ use kube::Client;
 use tracing::{info, warn};
 
 pub use self::register::{WEBHOOK_CONFIGURATION, register};
-use self::{cache::Caches, handler::router};
-use crate::shutdown::Shutdown;
+use self::{
+    cache::Caches,
+    handler::{Webhook, router},
+};
+use crate::{metrics::Metrics, shutdown::Shutdown};
 
 /// How the webhook serves.
 #[derive(Clone, Debug)]
@@ -87,6 +90,7 @@ const RELOAD_EVERY: Duration = Duration::from_secs(30);
 pub async fn serve(
     config: WebhookConfig,
     client: Client,
+    metrics: Metrics,
     shutdown: Shutdown,
 ) -> Result<(), WebhookError> {
     // The process-wide TLS provider (the same `ring` kube's client uses); a second install is
@@ -121,7 +125,7 @@ pub async fn serve(
     info!(addr = %config.addr, "admission webhook listening (/validate)");
     axum_server::bind_rustls(config.addr, tls)
         .handle(handle)
-        .serve(router(caches).into_make_service())
+        .serve(router(Webhook { caches, metrics }).into_make_service())
         .await
         .map_err(|source| WebhookError::Serve {
             addr: config.addr,

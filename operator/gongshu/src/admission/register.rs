@@ -1,12 +1,19 @@
-//! The operator's own `ValidatingWebhookConfiguration`: which gongshu kinds go through the
-//! webhook, with `failurePolicy: Fail`, `sideEffects: None` and a short timeout.
+//! The operator's own `ValidatingWebhookConfiguration`, two webhooks, both `failurePolicy:
+//! Fail`, `sideEffects: None`, with a short timeout:
+//! - `validate.gongshu.io`: the gongshu kinds whose rules need other objects, in every
+//!   namespace but the system ones;
+//! - `channels.gongshu.io`: what can expose workloads outside the exchange (CH-1), in
+//!   department namespaces only. A CEL match condition keeps ClusterIP Services away from the
+//!   webhook, so an unavailable webhook never blocks ordinary Services.
 
+use gongshu_api::v1alpha1::{ExposedKind, GATEWAY_GROUP, LABEL_DEPARTMENT};
 use k8s_openapi::{
     ByteString,
     api::admissionregistration::v1::{
-        RuleWithOperations, ServiceReference, ValidatingWebhook, ValidatingWebhookConfiguration,
-        WebhookClientConfig,
+        MatchCondition, RuleWithOperations, ServiceReference, ValidatingWebhook,
+        ValidatingWebhookConfiguration, WebhookClientConfig,
     },
+    apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement},
 };
 use kube::{
     Api, Client,
@@ -19,7 +26,19 @@ use crate::controller::FIELD_MANAGER;
 /// Name of the configuration.
 pub const WEBHOOK_CONFIGURATION: &str = "gongshu";
 /// The kinds whose admission needs other objects (`gongshu_api::admission`).
-const RESOURCES: &[&str] = &["datacatalogs", "sharegrants", "reviews"];
+const RESOURCES: &[&str] = &[
+    "datacatalogs",
+    "sharegrants",
+    "reviews",
+    "channelexemptions",
+];
+/// Namespaces whose objects never go through the webhook: a broken gongshu must not block the
+/// cluster's own components.
+const SYSTEM_NAMESPACES: &[&str] = &["kube-system", "kube-public", "kube-node-lease"];
+/// Only Services that leave the cluster reach the channel webhook (CH-1).
+const EXPOSING_SERVICES_ONLY: &str = "request.resource.resource != 'services' || \
+    (has(object.spec.type) && object.spec.type in ['NodePort', 'LoadBalancer']) || \
+    (has(object.spec.externalIPs) && size(object.spec.externalIPs) > 0)";
 
 /// Applies the configuration pointing at `registration.url`.
 pub async fn register(client: &Client, registration: &Registration) -> Result<(), WebhookError> {
@@ -45,29 +64,75 @@ pub async fn register(client: &Client, registration: &Registration) -> Result<()
 
 /// The configuration for a client config (URL locally, Service in a cluster).
 fn configuration(client_config: WebhookClientConfig) -> ValidatingWebhookConfiguration {
+    let strings = |items: &[&str]| items.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+    let create_update = || Some(strings(&["CREATE", "UPDATE"]));
+    let webhook = |name: &str, rules, namespace_selector, match_conditions| ValidatingWebhook {
+        name: name.into(),
+        client_config: client_config.clone(),
+        rules: Some(rules),
+        failure_policy: Some("Fail".into()),
+        side_effects: "None".into(),
+        admission_review_versions: vec!["v1".into()],
+        timeout_seconds: Some(5),
+        match_policy: Some("Equivalent".into()),
+        namespace_selector: Some(namespace_selector),
+        object_selector: None,
+        match_conditions,
+    };
+    let kinds = webhook(
+        "validate.gongshu.io",
+        vec![RuleWithOperations {
+            api_groups: Some(vec![gongshu_api::v1alpha1::GROUP.into()]),
+            api_versions: Some(vec![gongshu_api::v1alpha1::VERSION.into()]),
+            operations: create_update(),
+            resources: Some(strings(RESOURCES)),
+            scope: Some("Namespaced".into()),
+        }],
+        selector("kubernetes.io/metadata.name", "NotIn", SYSTEM_NAMESPACES),
+        None,
+    );
+    let channel_rule = |group: &str, version: &str, kinds: Vec<ExposedKind>| RuleWithOperations {
+        api_groups: Some(vec![group.into()]),
+        api_versions: Some(vec![version.into()]),
+        operations: create_update(),
+        resources: Some(kinds.iter().map(|k| k.plural().to_owned()).collect()),
+        scope: Some("Namespaced".into()),
+    };
+    let gateway: Vec<ExposedKind> = ExposedKind::ALL
+        .into_iter()
+        .filter(|k| k.group() == GATEWAY_GROUP)
+        .collect();
+    let channels = webhook(
+        "channels.gongshu.io",
+        vec![
+            channel_rule("", "v1", vec![ExposedKind::Service]),
+            channel_rule("networking.k8s.io", "v1", vec![ExposedKind::Ingress]),
+            // Every served version: TCPRoute is served as v1 and v1alpha2, for instance.
+            channel_rule(GATEWAY_GROUP, "*", gateway),
+        ],
+        selector(LABEL_DEPARTMENT, "Exists", &[]),
+        Some(vec![MatchCondition {
+            name: "exposing-services-only".into(),
+            expression: EXPOSING_SERVICES_ONLY.into(),
+        }]),
+    );
     ValidatingWebhookConfiguration {
         metadata: ObjectMeta {
             name: Some(WEBHOOK_CONFIGURATION.into()),
             ..Default::default()
         },
-        webhooks: Some(vec![ValidatingWebhook {
-            name: "validate.gongshu.io".into(),
-            client_config,
-            rules: Some(vec![RuleWithOperations {
-                api_groups: Some(vec![gongshu_api::v1alpha1::GROUP.into()]),
-                api_versions: Some(vec![gongshu_api::v1alpha1::VERSION.into()]),
-                operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
-                resources: Some(RESOURCES.iter().map(|r| (*r).to_owned()).collect()),
-                scope: Some("Namespaced".into()),
-            }]),
-            failure_policy: Some("Fail".into()),
-            side_effects: "None".into(),
-            admission_review_versions: vec!["v1".into()],
-            timeout_seconds: Some(5),
-            match_policy: Some("Equivalent".into()),
-            namespace_selector: None,
-            object_selector: None,
-            match_conditions: None,
+        webhooks: Some(vec![kinds, channels]),
+    }
+}
+
+/// A namespace selector of one requirement.
+fn selector(key: &str, operator: &str, values: &[&str]) -> LabelSelector {
+    LabelSelector {
+        match_expressions: Some(vec![LabelSelectorRequirement {
+            key: key.into(),
+            operator: operator.into(),
+            values: (!values.is_empty()).then(|| values.iter().map(|v| (*v).to_owned()).collect()),
         }]),
+        match_labels: None,
     }
 }

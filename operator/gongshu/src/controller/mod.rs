@@ -10,6 +10,7 @@ mod apply;
 pub mod backoff;
 pub mod backup;
 pub mod catalog;
+pub mod exemption;
 pub mod facts;
 pub mod grant;
 pub mod open;
@@ -179,8 +180,8 @@ pub trait Kind:
 }
 
 /// A kind whose status follows from the object alone (its spec and its previous status), with
-/// no other object to fetch and no outside state to change: for now `OpenDataset`, `Review`
-/// and `Regulation`.
+/// no other object to fetch and no outside state to change: for now `OpenDataset` and
+/// `Review`.
 pub trait SpecOnly: Kind {
     /// The status the rules in `gongshu_api::rules` give this object at `now`.
     fn desired_status(&self, now: Timestamp) -> Self::Status;

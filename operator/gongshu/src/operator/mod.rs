@@ -112,6 +112,7 @@ pub async fn run(config: Config) -> Result<(), OperatorError> {
         tokio::spawn(crate::admission::serve(
             webhook,
             client.clone(),
+            metrics.clone(),
             shutdown.clone(),
         ))
     });

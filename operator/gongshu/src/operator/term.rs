@@ -6,7 +6,7 @@ use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use gongshu_api::v1alpha1::{
-    BackupPolicy, DataCatalog, OpenDataset, Regulation, Review, ShareGrant,
+    BackupPolicy, ChannelExemption, DataCatalog, OpenDataset, Regulation, Review, ShareGrant,
 };
 use kube::{
     Api, Client, Resource,
@@ -18,9 +18,10 @@ use serde::de::DeserializeOwned;
 use tracing::{debug, error, info, warn};
 
 use crate::{
+    channels::Channels,
     controller::{
-        ApplyError, Context, Kind, backup, catalog, drive, error_policy, facts::Facts, grant,
-        reconcile_spec_only, watch_all,
+        ApplyError, Context, Kind, backup, catalog, drive, error_policy, exemption, facts::Facts,
+        grant, reconcile_spec_only, regulation, watch_all,
     },
     health::Health,
     shutdown::Shutdown,
@@ -30,6 +31,8 @@ use crate::{
 const CRD_RETRY: Duration = Duration::from_secs(10);
 /// How many CRD retries pass between two error logs (one a minute).
 const CRD_LOG_EVERY: u32 = 6;
+/// How long the scan and the filings wait for a burst of changes to settle.
+const SCAN_DEBOUNCE: Duration = Duration::from_secs(1);
 /// How long in-flight reconciles may take to finish once the controllers are told to stop.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -69,7 +72,8 @@ pub async fn missing_crds(client: &Client) -> Result<Vec<String>, kube::Error> {
         ShareGrant,
         OpenDataset,
         BackupPolicy,
-        Review
+        Review,
+        ChannelExemption
     );
     Ok(missing)
 }
@@ -126,7 +130,8 @@ async fn initial_lists(client: Client, health: Arc<Health>) {
         initial_list::<ShareGrant>(client.clone()),
         initial_list::<OpenDataset>(client.clone()),
         initial_list::<BackupPolicy>(client.clone()),
-        initial_list::<Review>(client),
+        initial_list::<Review>(client.clone()),
+        initial_list::<ChannelExemption>(client),
     );
     health.set_lists_ready(true);
     info!("initial lists complete; ready");
@@ -146,7 +151,9 @@ pub async fn run(ctx: Arc<Context>, health: Arc<Health>, stop: Shutdown) {
     let datasets = watch_all::<OpenDataset>(client);
     let policies = watch_all::<BackupPolicy>(client);
     let reviews = watch_all::<Review>(client);
-    let regulations = watch_all::<Regulation>(client);
+    let channels = Channels::start(client, &stop);
+    let regulations = regulation::controller(client, &channels);
+    let exemptions = exemption::controller(client, &facts, &channels);
 
     // Readiness is not taken from the controllers' own `Store::wait_until_ready`: its
     // one-shot channel keeps a single waker, so a second waiter in another task can steal the
@@ -154,12 +161,18 @@ pub async fn run(ctx: Arc<Context>, health: Arc<Health>, stop: Shutdown) {
     let readiness = tokio::spawn(initial_lists(client.clone(), health.clone()));
 
     let config = kube::runtime::controller::Config::default().concurrency(ctx.concurrency);
+    // The scan (CH-1) runs on every exposure or filing change: a burst of them (a relist, a
+    // namespace applied at once) is one reconcile a second.
+    let debounced = config.clone().debounce(SCAN_DEBOUNCE);
     macro_rules! start {
         ($controller:expr, $kind:ty, $reconcile:expr, $error:ty) => {
+            start!($controller, $kind, $reconcile, $error, config.clone())
+        };
+        ($controller:expr, $kind:ty, $reconcile:expr, $error:ty, $config:expr) => {
             drive(
                 <$kind as Kind>::CONTROLLER,
                 $controller
-                    .with_config(config.clone())
+                    .with_config($config)
                     .graceful_shutdown_on(stop.clone().signalled())
                     .run($reconcile, error_policy::<$kind, $error>, ctx.clone()),
             )
@@ -183,7 +196,20 @@ pub async fn run(ctx: Arc<Context>, health: Arc<Health>, stop: Shutdown) {
             start!(datasets, OpenDataset, reconcile_spec_only, ApplyError),
             start!(policies, BackupPolicy, backup::reconcile, backup::Error),
             start!(reviews, Review, reconcile_spec_only, ApplyError),
-            start!(regulations, Regulation, reconcile_spec_only, ApplyError),
+            start!(
+                regulations,
+                Regulation,
+                |obj, ctx| regulation::reconcile(obj, ctx, facts.clone(), channels.clone()),
+                ApplyError,
+                debounced.clone()
+            ),
+            start!(
+                exemptions,
+                ChannelExemption,
+                |obj, ctx| exemption::reconcile(obj, ctx, facts.clone(), channels.clone()),
+                exemption::Error,
+                debounced.clone()
+            ),
         )
     };
     let drain_deadline = async {

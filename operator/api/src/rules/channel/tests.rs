@@ -282,7 +282,7 @@ fn the_report_counts_every_violation_and_lists_them_sorted_and_capped_ch_1() {
         "s000",
         Some("2026-06-30T16:00:00Z"),
     )];
-    let report = report(
+    let scanned = report(
         [NamespaceScan {
             namespace: "dept-b",
             exposures: exposures.iter().collect(),
@@ -290,6 +290,12 @@ fn the_report_counts_every_violation_and_lists_them_sorted_and_capped_ch_1() {
         }],
         now(),
     );
+    assert_eq!(
+        scanned.counts[&("dept-b".to_owned(), ExposedKind::Service)],
+        119,
+        "counts cover every violation"
+    );
+    let report = scanned.report;
     assert_eq!(report.violations, 119);
     assert_eq!(report.exempted, 1);
     assert_eq!(report.objects.len(), MAX_LISTED);
@@ -304,7 +310,7 @@ fn the_report_counts_every_violation_and_lists_them_sorted_and_capped_ch_1() {
 
 #[test]
 fn a_clean_report_says_so() {
-    let report = report(std::iter::empty(), now());
+    let report = report(std::iter::empty(), now()).report;
     assert_eq!(report.violations, 0);
     assert!(summary(&report).starts_with("no object"));
 }
