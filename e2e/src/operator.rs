@@ -103,6 +103,10 @@ fn run_kubectl<S: AsRef<OsStr> + std::fmt::Debug>(
     )))
 }
 
+/// The Secret in `gongshu-system` where operators started here keep their webhook
+/// certificates.
+pub const WEBHOOK_SECRET: &str = "gongshu-webhook-tls";
+
 /// How long the ServiceAccount token of a process started here is valid.
 const TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -137,19 +141,21 @@ pub(crate) async fn identity(
 }
 
 /// Starts `binary operator` against the cluster whose state is in `cluster_dir` (PKI, admin
-/// kubeconfig), logging to `log`. `deploy/rbac.yaml` must be applied.
+/// kubeconfig), logging to `log`. `deploy/rbac.yaml` must be applied. The webhook serves with
+/// certificates the operator makes and rotates itself (`--webhook-cert-secret`), as in a
+/// cluster without cert-manager.
 pub async fn start(
     binary: &Path,
     cluster_dir: &Path,
     log: &Path,
     extra_env: &[(&str, &str)],
 ) -> Result<Process, Error> {
-    let (kubeconfig, pki, cert) = identity(
-        cluster_dir,
+    let kubeconfig = service_account_kubeconfig(
+        &cluster_dir.join("admin.kubeconfig"),
+        "gongshu-system",
         "gongshu-operator",
+        TOKEN_TTL,
         &cluster_dir.join("operator.kubeconfig"),
-        &cluster_dir.join("webhook"),
-        "gongshu-webhook",
     )
     .await?;
     // Backup runners the operator starts run as their own ServiceAccount, as Jobs would.
@@ -172,9 +178,7 @@ pub async fn start(
             "GONGSHU_WEBHOOK_URL",
             format!("https://127.0.0.1:{port}/validate"),
         )
-        .env("GONGSHU_WEBHOOK_CERT_FILE", &cert.cert)
-        .env("GONGSHU_WEBHOOK_KEY_FILE", &cert.key)
-        .env("GONGSHU_WEBHOOK_CA_FILE", &pki.ca_cert);
+        .env("GONGSHU_WEBHOOK_CERT_SECRET", WEBHOOK_SECRET);
     for (key, value) in extra_env {
         cmd.env(key, value);
     }

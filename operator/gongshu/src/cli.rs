@@ -128,20 +128,40 @@ pub struct OperatorArgs {
     #[arg(long, env = "GONGSHU_LEASE_DURATION_SECONDS", default_value_t = 15,
           value_parser = clap::value_parser!(u64).range(2..=300))]
     pub lease_duration_seconds: u64,
-    /// Address of the admission webhook (HTTPS); it serves only with a certificate.
+    /// Address of the admission webhook (HTTPS); it serves only with a certificate
+    /// (`--webhook-cert-file` or `--webhook-cert-secret`).
     #[arg(long, env = "GONGSHU_WEBHOOK_ADDR", default_value = "127.0.0.1:8443")]
     pub webhook_addr: SocketAddr,
-    /// PEM serving certificate of the webhook; without it the webhook is off.
-    #[arg(long, env = "GONGSHU_WEBHOOK_CERT_FILE", requires = "webhook_key_file")]
+    /// PEM serving certificate of the webhook (cert-manager, the chart), reloaded when the file
+    /// changes; without it or `--webhook-cert-secret` the webhook is off.
+    #[arg(
+        long,
+        env = "GONGSHU_WEBHOOK_CERT_FILE",
+        requires = "webhook_key_file",
+        conflicts_with = "webhook_cert_secret"
+    )]
     pub webhook_cert_file: Option<PathBuf>,
+    /// Secret in `--namespace` where the operator keeps its own webhook CA and serving
+    /// certificate, rotating them before they expire (when no cert-manager provides one).
+    #[arg(long, env = "GONGSHU_WEBHOOK_CERT_SECRET")]
+    pub webhook_cert_secret: Option<String>,
+    /// Lifetime of the managed serving certificate, renewed with a third left; the managed
+    /// CA lives three times as long. Default 90 days.
+    #[arg(long, env = "GONGSHU_WEBHOOK_CERT_VALIDITY_SECONDS", default_value_t = 90 * 86_400,
+          value_parser = clap::value_parser!(u64).range(30..))]
+    pub webhook_cert_validity_seconds: u64,
+    /// Names the managed serving certificate carries besides the host of `--webhook-url`,
+    /// e.g. the webhook Service's DNS name.
+    #[arg(long, env = "GONGSHU_WEBHOOK_DNS_NAMES", value_delimiter = ',')]
+    pub webhook_dns_names: Vec<String>,
     /// PEM private key of the webhook certificate.
     #[arg(long, env = "GONGSHU_WEBHOOK_KEY_FILE", requires = "webhook_cert_file")]
     pub webhook_key_file: Option<PathBuf>,
     /// URL the apiserver reaches the webhook at (`https://127.0.0.1:8443/validate`); with it
     /// the operator registers its ValidatingWebhookConfiguration.
-    #[arg(long, env = "GONGSHU_WEBHOOK_URL", requires_all = ["webhook_ca_file", "webhook_cert_file"])]
+    #[arg(long, env = "GONGSHU_WEBHOOK_URL")]
     pub webhook_url: Option<String>,
-    /// PEM CA bundle that signed the webhook certificate (the configuration's caBundle).
+    /// PEM CA bundle that signed `--webhook-cert-file` (the configuration's caBundle).
     #[arg(long, env = "GONGSHU_WEBHOOK_CA_FILE")]
     pub webhook_ca_file: Option<PathBuf>,
     /// Base URL of the exchange: an active grant's endpoint is
@@ -258,6 +278,43 @@ impl OperatorArgs {
 }
 
 impl OperatorArgs {
+    /// The webhook's configuration; `None` without a certificate source.
+    fn webhook(&self) -> Option<admission::WebhookConfig> {
+        let tls = match (
+            &self.webhook_cert_file,
+            &self.webhook_key_file,
+            &self.webhook_cert_secret,
+        ) {
+            (Some(cert_file), Some(key_file), _) => admission::WebhookTls::Files {
+                cert_file: cert_file.clone(),
+                key_file: key_file.clone(),
+                ca_file: self.webhook_ca_file.clone(),
+            },
+            (_, _, Some(secret)) => {
+                let host = self
+                    .webhook_url
+                    .as_deref()
+                    .and_then(|url| url.parse::<http::Uri>().ok())
+                    .and_then(|uri| uri.host().map(|h| h.trim_matches(['[', ']']).to_owned()));
+                let mut names: Vec<String> = host.into_iter().collect();
+                names.extend(self.webhook_dns_names.iter().cloned());
+                names.dedup();
+                admission::WebhookTls::Managed(admission::certs::ManagedTls {
+                    namespace: self.namespace.clone(),
+                    secret: secret.clone(),
+                    names,
+                    validity: Duration::from_secs(self.webhook_cert_validity_seconds),
+                })
+            }
+            _ => return None,
+        };
+        Some(admission::WebhookConfig {
+            addr: self.webhook_addr,
+            tls,
+            url: self.webhook_url.clone(),
+        })
+    }
+
     /// The operator's configuration.
     pub fn config(&self) -> operator::Config {
         operator::Config {
@@ -266,20 +323,7 @@ impl OperatorArgs {
             admin_addr: self.admin_addr,
             leader_election: self.leader_election,
             lease_duration: Duration::from_secs(self.lease_duration_seconds),
-            webhook: self
-                .webhook_cert_file
-                .clone()
-                .zip(self.webhook_key_file.clone())
-                .map(|(cert_file, key_file)| admission::WebhookConfig {
-                    addr: self.webhook_addr,
-                    cert_file,
-                    key_file,
-                    registration: self
-                        .webhook_url
-                        .clone()
-                        .zip(self.webhook_ca_file.clone())
-                        .map(|(url, ca_file)| admission::Registration { url, ca_file }),
-                }),
+            webhook: self.webhook(),
             exchange_url: self.exchange_url.clone(),
             reconcile_concurrency: self.reconcile_concurrency,
             exchange: self

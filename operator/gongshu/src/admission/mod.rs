@@ -1,24 +1,29 @@
 //! The validating admission webhook: the rules that need other objects than the one admitted
-//! (`gongshu_api::admission`), served over TLS by every operator replica, leader or not, so
-//! admission keeps answering during leader changes.
+//! (`gongshu_api::admission`) and the one-channel rules (`gongshu_api::rules::channel`),
+//! served over TLS by every operator replica, leader or not, so admission keeps answering
+//! during leader changes.
 //!
-//! The serving certificate comes from files (cert-manager, the chart, or the local harness)
-//! and is reloaded when they change. With `--webhook-url` the operator registers its own
-//! `ValidatingWebhookConfiguration`, so the list of admitted kinds lives beside the handlers.
+//! The serving certificate comes from files (cert-manager, the chart, or an administrator) and
+//! is reloaded when they change, or the operator makes and rotates its own (`certs`). With a
+//! URL the operator registers its own `ValidatingWebhookConfiguration`, so the list of
+//! admitted kinds lives beside the handlers.
 
 mod cache;
+pub mod certs;
 mod handler;
 mod register;
 
 use std::{net::SocketAddr, path::PathBuf, sync::Arc, time::Duration};
 
 use axum_server::tls_rustls::RustlsConfig;
+use jiff::Timestamp;
 use kube::Client;
 use tracing::{info, warn};
 
-pub use self::register::{WEBHOOK_CONFIGURATION, register};
+pub use self::register::{WEBHOOK_CONFIGURATION, published_bundle, register};
 use self::{
     cache::Caches,
+    certs::{ManagedTls, Material, Plan},
     handler::{Webhook, router},
 };
 use crate::{metrics::Metrics, shutdown::Shutdown};
@@ -28,22 +33,27 @@ use crate::{metrics::Metrics, shutdown::Shutdown};
 pub struct WebhookConfig {
     /// Listen address.
     pub addr: SocketAddr,
-    /// PEM serving certificate (chain).
-    pub cert_file: PathBuf,
-    /// PEM private key.
-    pub key_file: PathBuf,
-    /// Where the apiserver reaches the webhook, and the CA that signed its certificate: when
-    /// set, the operator registers the `ValidatingWebhookConfiguration` itself.
-    pub registration: Option<Registration>,
+    /// Where its certificate comes from.
+    pub tls: WebhookTls,
+    /// `https://host:port/validate` as the apiserver reaches it: when set, the operator
+    /// registers the `ValidatingWebhookConfiguration` itself.
+    pub url: Option<String>,
 }
 
-/// What the operator writes into its `ValidatingWebhookConfiguration`.
+/// Where the serving certificate comes from.
 #[derive(Clone, Debug)]
-pub struct Registration {
-    /// `https://host:port/validate` as the apiserver reaches it.
-    pub url: String,
-    /// PEM CA bundle the apiserver verifies the serving certificate with.
-    pub ca_file: PathBuf,
+pub enum WebhookTls {
+    /// PEM files kept by someone else, reloaded when they change.
+    Files {
+        /// Serving certificate (chain).
+        cert_file: PathBuf,
+        /// Private key.
+        key_file: PathBuf,
+        /// CA bundle the apiserver verifies the certificate with (needed to register).
+        ca_file: Option<PathBuf>,
+    },
+    /// The operator's own CA and certificate in a Secret, rotated (`certs`).
+    Managed(ManagedTls),
 }
 
 /// Why the webhook could not start.
@@ -69,6 +79,14 @@ pub enum WebhookError {
         #[source]
         source: std::io::Error,
     },
+    /// Registration was asked for without a CA bundle.
+    #[error(
+        "--webhook-url with --webhook-cert-file needs --webhook-ca-file (the caBundle the apiserver verifies the certificate with)"
+    )]
+    NoCaBundle,
+    /// The managed certificate could not be made or read.
+    #[error(transparent)]
+    Managed(#[from] certs::CertError),
     /// The configuration could not be applied.
     #[error("cannot register the ValidatingWebhookConfiguration {WEBHOOK_CONFIGURATION}: {0}")]
     Register(#[source] kube::Error),
@@ -85,6 +103,8 @@ pub enum WebhookError {
 
 /// How often the certificate files are checked for rotation.
 const RELOAD_EVERY: Duration = Duration::from_secs(30);
+/// How long to wait before trying again to make the first managed certificate.
+const MANAGED_RETRY: Duration = Duration::from_secs(2);
 
 /// Serves admission reviews until `shutdown`.
 pub async fn serve(
@@ -96,26 +116,66 @@ pub async fn serve(
     // The process-wide TLS provider (the same `ring` kube's client uses); a second install is
     // harmless and reported as an error we can ignore.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let tls_error = |source| WebhookError::Tls {
-        cert: config.cert_file.display().to_string(),
-        key: config.key_file.display().to_string(),
-        source,
+    let tls = match &config.tls {
+        WebhookTls::Files {
+            cert_file,
+            key_file,
+            ca_file,
+        } => {
+            let tls_error = |source| WebhookError::Tls {
+                cert: cert_file.display().to_string(),
+                key: key_file.display().to_string(),
+                source,
+            };
+            let tls = RustlsConfig::from_pem_file(cert_file, key_file)
+                .await
+                .map_err(tls_error)?;
+            tokio::spawn(reload_on_change(
+                tls.clone(),
+                cert_file.clone(),
+                key_file.clone(),
+                shutdown.clone(),
+            ));
+            if let Some(url) = &config.url {
+                let ca_file = ca_file.as_ref().ok_or(WebhookError::NoCaBundle)?;
+                let ca = std::fs::read(ca_file).map_err(|source| WebhookError::CaBundle {
+                    path: ca_file.display().to_string(),
+                    source,
+                })?;
+                register(&client, url, ca).await?;
+                info!(configuration = WEBHOOK_CONFIGURATION, %url, "registered the admission webhook");
+            }
+            tls
+        }
+        WebhookTls::Managed(managed) => {
+            let material = first_material(&client, managed, &shutdown).await?;
+            let tls = RustlsConfig::from_pem(
+                material.cert.clone().into_bytes(),
+                material.key.clone().into_bytes(),
+            )
+            .await
+            .map_err(|source| WebhookError::Tls {
+                cert: format!("Secret {}/{}", managed.namespace, managed.secret),
+                key: "tls.key".into(),
+                source,
+            })?;
+            if let Some(url) = &config.url {
+                register(&client, url, material.bundle.clone().into_bytes()).await?;
+                info!(configuration = WEBHOOK_CONFIGURATION, %url, "registered the admission webhook");
+            }
+            tokio::spawn(rotate(
+                client.clone(),
+                managed.clone(),
+                tls.clone(),
+                material,
+                config.url.clone(),
+                shutdown.clone(),
+            ));
+            tls
+        }
     };
-    let tls = RustlsConfig::from_pem_file(&config.cert_file, &config.key_file)
-        .await
-        .map_err(tls_error)?;
-    tokio::spawn(reload_on_change(
-        tls.clone(),
-        config.clone(),
-        shutdown.clone(),
-    ));
 
     let caches = Arc::new(Caches::start(client.clone(), shutdown.clone()));
-    if let Some(registration) = &config.registration {
-        register(&client, registration).await?;
-        info!(configuration = WEBHOOK_CONFIGURATION, url = %registration.url, "registered the admission webhook");
-    }
-
     let handle = axum_server::Handle::new();
     let stopping = handle.clone();
     tokio::spawn(async move {
@@ -134,28 +194,115 @@ pub async fn serve(
 }
 
 /// Reloads the certificate when its file changes (rotation by cert-manager or the chart).
-async fn reload_on_change(tls: RustlsConfig, config: WebhookConfig, shutdown: Shutdown) {
+async fn reload_on_change(
+    tls: RustlsConfig,
+    cert_file: PathBuf,
+    key_file: PathBuf,
+    shutdown: Shutdown,
+) {
     let modified = |path: &PathBuf| std::fs::metadata(path).and_then(|m| m.modified()).ok();
-    let mut last = modified(&config.cert_file);
+    let mut last = modified(&cert_file);
     loop {
         tokio::select! {
             () = shutdown.clone().wait() => return,
             () = tokio::time::sleep(RELOAD_EVERY) => {}
         }
-        let now = modified(&config.cert_file);
+        let now = modified(&cert_file);
         if now != last {
-            match tls
-                .reload_from_pem_file(&config.cert_file, &config.key_file)
-                .await
-            {
-                Ok(()) => {
-                    info!(cert = %config.cert_file.display(), "reloaded the webhook certificate")
-                }
+            match tls.reload_from_pem_file(&cert_file, &key_file).await {
+                Ok(()) => info!(cert = %cert_file.display(), "reloaded the webhook certificate"),
                 Err(error) => {
                     warn!(%error, "cannot reload the webhook certificate; serving the old one")
                 }
             }
             last = now;
+        }
+    }
+}
+
+/// The managed material to start serving with, made if missing; retried until it can be read
+/// (the webhook cannot serve without it) or `shutdown`.
+async fn first_material(
+    client: &Client,
+    managed: &ManagedTls,
+    shutdown: &Shutdown,
+) -> Result<Material, WebhookError> {
+    loop {
+        let published = published_bundle(client).await;
+        match managed
+            .tick(client, published.as_deref(), Timestamp::now())
+            .await
+        {
+            Ok((material, plan)) => {
+                if plan != Plan::Keep {
+                    info!(?plan, secret = %managed.secret, "webhook certificate");
+                }
+                return Ok(material);
+            }
+            Err(error) if !shutdown.is_triggered() => {
+                warn!(%error, "cannot make or read the webhook certificate; retrying");
+                tokio::time::sleep(MANAGED_RETRY).await;
+            }
+            Err(error) => return Err(error.into()),
+        }
+    }
+}
+
+/// Keeps the managed certificate fresh: serves each new serving certificate and publishes each
+/// new bundle, whichever replica made them.
+async fn rotate(
+    client: Client,
+    managed: ManagedTls,
+    tls: RustlsConfig,
+    mut serving: Material,
+    url: Option<String>,
+    shutdown: Shutdown,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.clone().wait() => return,
+            () = tokio::time::sleep(managed.check_every()) => {}
+        }
+        let published = published_bundle(&client).await;
+        let material = match managed
+            .tick(&client, published.as_deref(), Timestamp::now())
+            .await
+        {
+            Ok((material, plan)) => {
+                if plan != Plan::Keep {
+                    info!(?plan, secret = %managed.secret, "rotated the webhook certificate");
+                }
+                material
+            }
+            Err(error) => {
+                warn!(%error, "cannot check the webhook certificate; serving the current one");
+                continue;
+            }
+        };
+        if let Some(url) = &url
+            && published.as_deref() != Some(material.bundle.as_str())
+        {
+            match register(&client, url, material.bundle.clone().into_bytes()).await {
+                Ok(()) => info!("published the webhook CA bundle"),
+                Err(error) => warn!(%error, "cannot publish the webhook CA bundle; retrying"),
+            }
+        }
+        if material.cert != serving.cert {
+            match tls
+                .reload_from_pem(
+                    material.cert.clone().into_bytes(),
+                    material.key.clone().into_bytes(),
+                )
+                .await
+            {
+                Ok(()) => {
+                    info!("serving the renewed webhook certificate");
+                    serving = material;
+                }
+                Err(error) => {
+                    warn!(%error, "cannot load the renewed webhook certificate; serving the old one")
+                }
+            }
         }
     }
 }

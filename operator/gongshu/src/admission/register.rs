@@ -20,7 +20,7 @@ use kube::{
     api::{ObjectMeta, Patch, PatchParams},
 };
 
-use super::{Registration, WebhookError};
+use super::WebhookError;
 use crate::controller::FIELD_MANAGER;
 
 /// Name of the configuration.
@@ -40,15 +40,11 @@ const EXPOSING_SERVICES_ONLY: &str = "request.resource.resource != 'services' ||
     (has(object.spec.type) && object.spec.type in ['NodePort', 'LoadBalancer']) || \
     (has(object.spec.externalIPs) && size(object.spec.externalIPs) > 0)";
 
-/// Applies the configuration pointing at `registration.url`.
-pub async fn register(client: &Client, registration: &Registration) -> Result<(), WebhookError> {
-    let ca = std::fs::read(&registration.ca_file).map_err(|source| WebhookError::CaBundle {
-        path: registration.ca_file.display().to_string(),
-        source,
-    })?;
+/// Applies the configuration pointing at `url`, trusting the PEM CAs in `ca_bundle`.
+pub async fn register(client: &Client, url: &str, ca_bundle: Vec<u8>) -> Result<(), WebhookError> {
     let configuration = configuration(WebhookClientConfig {
-        url: Some(registration.url.clone()),
-        ca_bundle: Some(ByteString(ca)),
+        url: Some(url.to_owned()),
+        ca_bundle: Some(ByteString(ca_bundle)),
         service: None::<ServiceReference>,
     });
     Api::<ValidatingWebhookConfiguration>::all(client.clone())
@@ -60,6 +56,23 @@ pub async fn register(client: &Client, registration: &Registration) -> Result<()
         .await
         .map_err(WebhookError::Register)?;
     Ok(())
+}
+
+/// The CA bundle the apiserver verifies the webhook with now, if the configuration exists
+/// (every webhook in it carries the same).
+pub async fn published_bundle(client: &Client) -> Option<String> {
+    let configuration = Api::<ValidatingWebhookConfiguration>::all(client.clone())
+        .get_opt(WEBHOOK_CONFIGURATION)
+        .await
+        .ok()
+        .flatten()?;
+    let bundle = configuration
+        .webhooks?
+        .into_iter()
+        .next()?
+        .client_config
+        .ca_bundle?;
+    String::from_utf8(bundle.0).ok()
 }
 
 /// The configuration for a client config (URL locally, Service in a cluster).
