@@ -20,7 +20,7 @@ use tracing::{debug, error, info, warn};
 use crate::{
     controller::{
         ApplyError, Context, Kind, backup, catalog, drive, error_policy, facts::Facts, grant,
-        reconcile_spec_only, watch_all,
+        isolation, reconcile_spec_only, watch_all,
     },
     health::Health,
     shutdown::Shutdown,
@@ -184,6 +184,7 @@ pub async fn run(ctx: Arc<Context>, health: Arc<Health>, stop: Shutdown) {
             start!(policies, BackupPolicy, backup::reconcile, backup::Error),
             start!(reviews, Review, reconcile_spec_only, ApplyError),
             start!(regulations, Regulation, reconcile_spec_only, ApplyError),
+            isolation::run(ctx.clone(), facts.clone(), config.clone(), stop.clone()),
         )
     };
     let drain_deadline = async {
