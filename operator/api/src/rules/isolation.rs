@@ -82,9 +82,10 @@ impl Role {
     }
 }
 
-/// Problems with the policy's `egressCidrs` (CH-2): each must be a CIDR in canonical form
-/// (`10.20.0.0/16`, `2001:db8::/32`), as the apiserver requires of a NetworkPolicy's ipBlock.
-/// [`department_policy`] leaves out the ones reported here.
+/// Problems with the policy's `egressCidrs` (CH-2): each must be a CIDR the apiserver accepts
+/// in a NetworkPolicy's ipBlock — no bits set past the prefix (`10.20.0.0/16`, not
+/// `10.20.1.1/16`), no leading zeros, no IPv4-mapped IPv6 address. [`department_policy`] leaves
+/// out the ones reported here: one bad entry must not keep every department unisolated.
 pub fn check(policy: &ChannelPolicy) -> Vec<Problem> {
     policy
         .egress_cidrs
@@ -105,6 +106,13 @@ fn cidr_problem(cidr: &str) -> Option<String> {
     let Ok(ip) = address.parse::<IpAddr>() else {
         return Some(format!("{address:?} is not an IP address"));
     };
+    if let IpAddr::V6(v6) = ip
+        && v6.to_ipv4_mapped().is_some()
+    {
+        return Some(format!(
+            "{address:?} is an IPv4-mapped IPv6 address: write the IPv4 CIDR"
+        ));
+    }
     let bits = if ip.is_ipv4() { 32 } else { 128 };
     let prefix = match prefix.parse::<u32>() {
         Ok(p) if p <= bits && prefix == p.to_string() => p,
@@ -125,7 +133,7 @@ fn cidr_problem(cidr: &str) -> Option<String> {
         (u128::MAX << (bits - prefix)) & width
     };
     let network = value & mask;
-    if network == value && ip.to_string() == address {
+    if network == value {
         return None;
     }
     let network = match ip {
@@ -133,7 +141,7 @@ fn cidr_problem(cidr: &str) -> Option<String> {
         IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::from(network)),
     };
     Some(format!(
-        "{cidr:?} is not in canonical form: write {network}/{prefix}"
+        "{cidr:?} has bits set past the prefix length: write {network}/{prefix}"
     ))
 }
 
