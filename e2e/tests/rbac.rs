@@ -167,21 +167,23 @@ async fn the_operator_may_do_what_its_controllers_do_and_nothing_more() {
 }
 
 /// With `--exchange-image` the operator server-side-applies the exchange's objects: it may get,
-/// create and patch the four objects named `gongshu-exchange` in its own namespace, and no
-/// other object of those kinds, nowhere else, and it may not delete them.
+/// create and patch the objects named `gongshu-exchange` in its own namespace, and no other
+/// object of those kinds, nowhere else, and it may not delete them. Not NetworkPolicies, which
+/// it keeps in every department namespace (the next test), nor reading Services, which it does
+/// everywhere for the exemptions that cover them.
 #[tokio::test]
 async fn the_operator_may_deploy_the_exchange_in_its_namespace_only() {
     let env = TestEnv::connect().await.expect("control plane");
     apply_rbac(&env).await;
+    let all: &[&str] = &["get", "create", "patch"];
     let kinds = [
-        ("apps", "statefulsets"),
-        ("", "services"),
-        ("networking.k8s.io", "networkpolicies"),
-        ("policy", "poddisruptionbudgets"),
+        ("apps", "statefulsets", all),
+        ("", "services", &["create", "patch"][..]),
+        ("policy", "poddisruptionbudgets", all),
     ];
     let mut wrong = Vec::new();
-    for (group, resource) in kinds {
-        for verb in ["get", "create", "patch"] {
+    for (group, resource, verbs) in kinds {
+        for &verb in verbs {
             let at =
                 |ns, name| allowed(&env, OPERATOR, verb, group, resource, Some(ns), Some(name));
             if !at("gongshu-system", "gongshu-exchange").await {
@@ -214,4 +216,47 @@ async fn the_operator_may_deploy_the_exchange_in_its_namespace_only() {
         }
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// Network isolation (CH-1): the operator keeps NetworkPolicies in every department namespace
+/// (server-side apply: create, then patch; delete when no longer wanted), watches them and the
+/// exemptions cluster-wide, and reads the Services exemptions cover. It may not change
+/// Services, nor replace or mass-delete policies.
+#[tokio::test]
+async fn the_operator_may_keep_network_policies_in_department_namespaces() {
+    let env = TestEnv::connect().await.expect("control plane");
+    apply_rbac(&env).await;
+    let policies = "networkpolicies";
+    let may = [
+        ("watch", "networking.k8s.io", policies, None),
+        ("get", "networking.k8s.io", policies, Some("dept-a")),
+        ("create", "networking.k8s.io", policies, Some("dept-a")),
+        ("patch", "networking.k8s.io", policies, Some("dept-b")),
+        ("delete", "networking.k8s.io", policies, Some("dept-b")),
+        ("watch", "", "services", None),
+        ("get", "", "services", Some("dept-a")),
+        ("watch", "gongshu.io", "channelexemptions", None),
+        // A ChannelExemption that ends with `enforce: true` removes what it covered (CH-1).
+        ("delete", "", "services", Some("dept-a")),
+        ("delete", "networking.k8s.io", "ingresses", Some("dept-a")),
+        ("delete", "gateway.networking.k8s.io", "httproutes", Some("dept-a")),
+        // Its own webhook certificate, in its own namespace only.
+        ("create", "", "secrets", Some("gongshu-system")),
+    ];
+    let may_not = [
+        ("update", "networking.k8s.io", policies, Some("dept-a")),
+        (
+            "deletecollection",
+            "networking.k8s.io",
+            policies,
+            Some("dept-a"),
+        ),
+        ("create", "", "services", Some("dept-a")),
+        ("patch", "", "services", Some("dept-a")),
+        ("create", "networking.k8s.io", "ingresses", Some("dept-a")),
+        ("create", "", "secrets", Some("dept-a")),
+        ("get", "", "endpoints", Some("dept-a")),
+        ("list", "", "pods", Some("dept-a")),
+    ];
+    check(&env, OPERATOR, &may, &may_not).await;
 }

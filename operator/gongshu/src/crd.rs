@@ -134,6 +134,7 @@ mod tests {
                 "opendatasets.gongshu.io.yaml",
                 "backuppolicies.gongshu.io.yaml",
                 "reviews.gongshu.io.yaml",
+                "channelexemptions.gongshu.io.yaml",
             ]
         );
         assert!(rendered[0].file_contents().starts_with(HEADER));

@@ -46,7 +46,7 @@ use tracing::{info, instrument, warn};
 use crate::{controller::FIELD_MANAGER, shutdown::Shutdown};
 
 /// The name of every object here, and of the ServiceAccount in `deploy/rbac.yaml`.
-pub const NAME: &str = "gongshu-exchange";
+pub const NAME: &str = gongshu_api::rules::exchange::NAME;
 /// The port the exchange listens on in its pod (HTTPS).
 pub const CONTAINER_PORT: i32 = 8444;
 /// The Service's port (HTTPS), so that the default `--exchange-url` needs no port.
@@ -123,12 +123,10 @@ impl ExchangeDeployment {
         }
     }
 
-    /// The labels that select the exchange's pods.
+    /// The labels that select the exchange's pods, which the department namespaces'
+    /// NetworkPolicies admit too (one definition in the api crate).
     pub fn selector_labels() -> BTreeMap<String, String> {
-        BTreeMap::from([
-            ("app.kubernetes.io/name".to_owned(), NAME.to_owned()),
-            ("app.kubernetes.io/part-of".to_owned(), "gongshu".to_owned()),
-        ])
+        gongshu_api::rules::exchange::pod_labels()
     }
 
     /// Metadata of each object: name, namespace and the selector labels.

@@ -6,7 +6,7 @@
 //! spec: a consumer widening its request keeps the narrower approved terms until the provider
 //! decides again (SH-5).
 
-use std::fmt;
+use std::{collections::BTreeMap, fmt};
 
 use jiff::Timestamp;
 
@@ -14,6 +14,22 @@ use crate::v1alpha1::{GrantPhase, ProviderRef, ShareGrant, ShareMode};
 
 /// The audience a consumer's projected ServiceAccount token must carry.
 pub const AUDIENCE: &str = "gongshu-exchange";
+/// The name of the exchange's workload, Service and ServiceAccount.
+pub const NAME: &str = "gongshu-exchange";
+/// The labels of the exchange's pods: its StatefulSet selects them, and every department
+/// namespace's NetworkPolicy admits traffic from them (CH-1).
+pub const POD_LABELS: [(&str, &str); 2] = [
+    ("app.kubernetes.io/name", NAME),
+    ("app.kubernetes.io/part-of", "gongshu"),
+];
+
+/// [`POD_LABELS`] as a label map.
+pub fn pod_labels() -> BTreeMap<String, String> {
+    POD_LABELS
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
 
 /// A caller the apiserver authenticated: a ServiceAccount of some namespace.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

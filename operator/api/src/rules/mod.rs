@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod channel;
 pub mod exchange;
 pub mod grant;
+pub mod isolation;
 pub mod open;
 pub mod regulation;
 pub mod review;

@@ -13,7 +13,7 @@ use futures::Stream;
 use gongshu_api::{
     calendar::calendar_2026_cn,
     presets::Preset,
-    v1alpha1::{DataCatalog, LABEL_DEPARTMENT, Regulation, Review, SubjectKind},
+    v1alpha1::{ChannelPolicy, DataCatalog, LABEL_DEPARTMENT, Regulation, Review, SubjectKind},
     workflow::{RegulationFacts, ReviewFacts, grant::ItemFacts},
 };
 use k8s_openapi::api::core::v1::Namespace;
@@ -203,6 +203,15 @@ impl Facts {
                 )),
             },
         }
+    }
+
+    /// The channel policy in force (CH-1): the `default` Regulation's `spec.channels`, the
+    /// defaults without one.
+    pub fn channel_policy(&self) -> ChannelPolicy {
+        self.regulations
+            .get(&ObjectRef::new(REGULATION))
+            .map(|r| r.spec.channels.clone())
+            .unwrap_or_default()
     }
 
     /// The Reviews whose subject is the `kind` object `namespace/name`.

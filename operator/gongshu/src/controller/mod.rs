@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod exemption;
 pub mod facts;
 pub mod grant;
+pub mod isolation;
 pub mod open;
 pub mod regulation;
 pub mod review;
@@ -59,6 +60,8 @@ pub const SAFETY_REQUEUE: Duration = Duration::from_secs(6 * 3600);
 pub const REPORTER: &str = "gongshu-operator";
 /// The exchange's base URL when none is configured: its Service in the operator's namespace.
 pub const DEFAULT_EXCHANGE_URL: &str = "https://gongshu-exchange.gongshu-system.svc";
+/// The operator's namespace unless configured (`--namespace`).
+pub const DEFAULT_NAMESPACE: &str = "gongshu-system";
 /// Reconciles each controller runs at once unless configured.
 pub const DEFAULT_CONCURRENCY: u16 = 16;
 /// How soon a workflow controller looks again while its caches are still listing.
@@ -80,6 +83,9 @@ pub struct Context {
     pub concurrency: u16,
     /// Starts backup runs and drills; `None`: policies are scheduled but nothing is started.
     pub backups: Option<Arc<backup::Launcher>>,
+    /// The operator's own namespace, where the exchange runs: the department namespaces'
+    /// NetworkPolicies admit the exchange's pods there.
+    pub namespace: String,
 }
 
 impl fmt::Debug for Context {
@@ -99,7 +105,15 @@ impl Context {
             exchange_url: DEFAULT_EXCHANGE_URL.to_owned(),
             concurrency: DEFAULT_CONCURRENCY,
             backups: None,
+            namespace: DEFAULT_NAMESPACE.to_owned(),
         }
+    }
+
+    /// This context for an operator running in `namespace`.
+    #[must_use]
+    pub fn with_namespace(mut self, namespace: &str) -> Self {
+        namespace.clone_into(&mut self.namespace);
+        self
     }
 
     /// This context starting backup runs as `config` says (none without it).

@@ -125,6 +125,7 @@ pub async fn run(config: Config) -> Result<(), OperatorError> {
     let ctx = Arc::new(
         Context::new(client.clone(), metrics.clone(), &config.identity)
             .with_exchange_url(&config.exchange_url)
+            .with_namespace(&config.namespace)
             .with_concurrency(config.reconcile_concurrency)
             .with_backups(config.backups.clone()),
     );

@@ -21,7 +21,7 @@ use crate::{
     channels::Channels,
     controller::{
         ApplyError, Context, Kind, backup, catalog, drive, error_policy, exemption, facts::Facts,
-        grant, reconcile_spec_only, regulation, watch_all,
+        grant, isolation, reconcile_spec_only, regulation, watch_all,
     },
     health::Health,
     shutdown::Shutdown,
@@ -210,6 +210,7 @@ pub async fn run(ctx: Arc<Context>, health: Arc<Health>, stop: Shutdown) {
                 exemption::Error,
                 debounced.clone()
             ),
+            isolation::run(ctx.clone(), facts.clone(), config.clone(), stop.clone()),
         )
     };
     let drain_deadline = async {
