@@ -239,7 +239,12 @@ async fn the_operator_may_keep_network_policies_in_department_namespaces() {
         // A ChannelExemption that ends with `enforce: true` removes what it covered (CH-1).
         ("delete", "", "services", Some("dept-a")),
         ("delete", "networking.k8s.io", "ingresses", Some("dept-a")),
-        ("delete", "gateway.networking.k8s.io", "httproutes", Some("dept-a")),
+        (
+            "delete",
+            "gateway.networking.k8s.io",
+            "httproutes",
+            Some("dept-a"),
+        ),
         // Its own webhook certificate, in its own namespace only.
         ("create", "", "secrets", Some("gongshu-system")),
     ];
