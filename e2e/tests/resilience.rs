@@ -269,8 +269,8 @@ async fn only_the_leader_writes_and_a_standby_takes_over() {
         .collect();
     assert_eq!(
         urls,
-        vec![url_b],
-        "the last replica to start registered the webhook"
+        vec![url_b.clone(), url_b],
+        "the last replica to start registered both webhooks (gongshu kinds, channels)"
     );
     wait_log(&log_a, &["initial lists complete"], WAIT).await;
 

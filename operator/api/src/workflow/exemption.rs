@@ -231,17 +231,7 @@ fn decide(
         };
         decided = Some(Decided {
             phase,
-            decision: Decision {
-                outcome: decision_name(review.spec.decision).into(),
-                reason: Some(review.spec.reason.trim())
-                    .filter(|r| !r.is_empty())
-                    .map(str::to_owned),
-                by: review.reference(),
-                at: Time(review.created),
-                actor: Some("authority".into()),
-                generation: Some(generation),
-                legal_basis: review.spec.legal_basis.clone(),
-            },
+            decision: review.decision("authority", Some(generation)),
         });
     }
     (decided, ignored)
@@ -265,17 +255,6 @@ fn decided_generation(
                 current
             })
         }
-    }
-}
-
-fn decision_name(decision: ReviewDecision) -> &'static str {
-    match decision {
-        ReviewDecision::Approve => "approve",
-        ReviewDecision::Deny => "deny",
-        ReviewDecision::RequestChanges => "requestChanges",
-        ReviewDecision::Revoke => "revoke",
-        ReviewDecision::Suspend => "suspend",
-        ReviewDecision::Resume => "resume",
     }
 }
 

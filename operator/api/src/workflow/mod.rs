@@ -171,6 +171,32 @@ impl ReviewFacts {
         format!("{}/{}", self.namespace, self.name)
     }
 
+    /// The decision as the subject's status records it: made by `actor` (`provider`,
+    /// `authority`), about `generation`.
+    pub fn decision(&self, actor: &str, generation: Option<i64>) -> crate::v1alpha1::Decision {
+        use crate::v1alpha1::ReviewDecision::{
+            Approve, Deny, RequestChanges, Resume, Revoke, Suspend,
+        };
+        let non_blank = |s: &str| Some(s.trim()).filter(|s| !s.is_empty()).map(str::to_owned);
+        let outcome = match self.spec.decision {
+            Approve => "approve",
+            Deny => "deny",
+            RequestChanges => "requestChanges",
+            Revoke => "revoke",
+            Suspend => "suspend",
+            Resume => "resume",
+        };
+        crate::v1alpha1::Decision {
+            outcome: outcome.to_owned(),
+            reason: non_blank(&self.spec.reason),
+            by: self.reference(),
+            at: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(self.created),
+            actor: Some(actor.to_owned()),
+            generation,
+            legal_basis: self.spec.legal_basis.as_deref().and_then(non_blank),
+        }
+    }
+
     /// Whether the Review gives a non-blank reason.
     fn has_reason(&self) -> bool {
         !self.spec.reason.trim().is_empty()

@@ -193,29 +193,8 @@ fn already_decided(review: &ReviewFacts, status: &ShareGrantStatus, generation: 
     }
 }
 
-fn non_blank(s: &str) -> Option<String> {
-    let s = s.trim();
-    (!s.is_empty()).then(|| s.to_owned())
-}
-
 fn decision_of(review: &ReviewFacts, provider: bool, generation: Option<i64>) -> Decision {
-    let outcome = match review.spec.decision {
-        ReviewDecision::Approve => "approve",
-        ReviewDecision::Deny => "deny",
-        ReviewDecision::RequestChanges => "requestChanges",
-        ReviewDecision::Revoke => "revoke",
-        ReviewDecision::Suspend => "suspend",
-        ReviewDecision::Resume => "resume",
-    };
-    Decision {
-        outcome: outcome.to_owned(),
-        reason: non_blank(&review.spec.reason),
-        by: review.reference(),
-        at: time(review.created),
-        actor: Some(if provider { "provider" } else { "authority" }.to_owned()),
-        generation,
-        legal_basis: review.spec.legal_basis.as_deref().and_then(non_blank),
-    }
+    review.decision(if provider { "provider" } else { "authority" }, generation)
 }
 
 /// Whether a Review made at `created` counts: made by now, and before the grant ended
