@@ -30,7 +30,7 @@ pub const LABEL_CHANNEL_MODE: &str = "gongshu.io/channel-mode";
     category = "gongshu",
     doc = "A department's filing of a separate channel that cannot go through the exchange (CH-1); admitted once the data authority approves it.",
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
-    printcolumn = r#"{"name":"Until","type":"date","jsonPath":".spec.validUntil"}"#,
+    printcolumn = r#"{"name":"Until","type":"string","jsonPath":".spec.validUntil"}"#,
     printcolumn = r#"{"name":"Enforce","type":"boolean","jsonPath":".spec.enforce","priority":1}"#,
     printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
