@@ -94,12 +94,26 @@ struct BackupGauges {
     last_duration: GaugeVec,
     last_bytes: GaugeVec,
     rpo_breached: GaugeVec,
+    rpo: GaugeVec,
     failed_attempts: GaugeVec,
     last_verified: GaugeVec,
     drill_failed: GaugeVec,
 }
 
 impl BackupGauges {
+    fn all(&self) -> [&GaugeVec; 8] {
+        [
+            &self.last_success,
+            &self.last_duration,
+            &self.last_bytes,
+            &self.rpo,
+            &self.rpo_breached,
+            &self.failed_attempts,
+            &self.last_verified,
+            &self.drill_failed,
+        ]
+    }
+
     fn new(registry: &Registry) -> Result<Self, prometheus::Error> {
         let gauge = |name: &str, help: &str| -> Result<GaugeVec, prometheus::Error> {
             let g = GaugeVec::new(Opts::new(name, help), &["namespace", "policy"])?;
@@ -118,6 +132,10 @@ impl BackupGauges {
             last_bytes: gauge(
                 "backup_last_stored_bytes",
                 "Bytes the newest complete backup stored (compressed and encrypted).",
+            )?,
+            rpo: gauge(
+                "backup_rpo_seconds",
+                "The policy's recovery point objective (spec.rpo), in seconds (SEC-1).",
             )?,
             rpo_breached: gauge(
                 "backup_rpo_breached",
@@ -306,9 +324,13 @@ impl Metrics {
         policy: &str,
         status: &gongshu_api::v1alpha1::BackupPolicyStatus,
         rpo_breached: bool,
+        rpo: Option<jiff::SignedDuration>,
     ) {
         let labels = [namespace, policy];
         let g = &self.backups;
+        if let Some(rpo) = rpo {
+            g.rpo.with_label_values(&labels).set(rpo.as_secs_f64());
+        }
         let seconds = |t: &jiff::Timestamp| t.as_millisecond() as f64 / 1000.0;
         if let Some(b) = &status.last_backup {
             g.last_success
@@ -336,6 +358,21 @@ impl Metrics {
         g.drill_failed
             .with_label_values(&labels)
             .set(f64::from(u8::from(status.last_failed_drill.is_some())));
+    }
+
+    /// Drops the series of a deleted backup policy.
+    pub fn forget_backup(&self, namespace: &str, policy: &str) {
+        for gauge in self.backups.all() {
+            // Absent when the policy was never reconciled by this process: nothing to drop.
+            let _ = gauge.remove_label_values(&[namespace, policy]);
+        }
+    }
+
+    /// Drops every backup series: the end of a term as leader (a standby exports none).
+    pub fn clear_backups(&self) {
+        for gauge in self.backups.all() {
+            gauge.reset();
+        }
     }
 
     /// The Prometheus text exposition of every metric.
@@ -396,16 +433,29 @@ mod tests {
                     "category": "destination", "message": "down", "attempts": 3},
             }))
             .unwrap();
-        metrics.record_backup("dept", "nightly", &status, true);
+        metrics.record_backup(
+            "dept",
+            "nightly",
+            &status,
+            true,
+            Some(jiff::SignedDuration::from_hours(26)),
+        );
         let text = metrics.render().unwrap();
         for line in [
             "gongshu_backup_last_success_timestamp_seconds{namespace=\"dept\",policy=\"nightly\"} 1795395610",
             "gongshu_backup_last_stored_bytes{namespace=\"dept\",policy=\"nightly\"} 2048",
             "gongshu_backup_rpo_breached{namespace=\"dept\",policy=\"nightly\"} 1",
+            "gongshu_backup_rpo_seconds{namespace=\"dept\",policy=\"nightly\"} 93600",
             "gongshu_backup_failed_attempts{namespace=\"dept\",policy=\"nightly\"} 3",
             "gongshu_backup_drill_failed{namespace=\"dept\",policy=\"nightly\"} 0",
         ] {
             assert!(text.contains(line), "{line} in\n{text}");
         }
+        metrics.forget_backup("dept", "nightly");
+        let text = metrics.render().unwrap();
+        assert!(
+            !text.contains("policy=\"nightly\""),
+            "a deleted policy leaves no series:\n{text}"
+        );
     }
 }

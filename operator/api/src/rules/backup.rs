@@ -27,6 +27,12 @@ const HORIZON: SignedDuration = SignedDuration::from_hours(24 * 400);
 
 /// Parses a standard five-field cron expression (minute, hour, day of month, month, day of
 /// week), as `schedule` and `verification.schedule` are documented.
+/// The policy's recovery point objective, if `spec.rpo` parses.
+pub fn rpo(spec: &BackupPolicySpec) -> Option<jiff::SignedDuration> {
+    super::syntax::parse_duration(&spec.rpo).ok()
+}
+
+/// Parses a five-field cron expression.
 pub fn parse_schedule(expression: &str) -> Result<Cron, String> {
     let fields = expression.split_whitespace().count();
     if fields != 5 {

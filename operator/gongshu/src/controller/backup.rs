@@ -223,8 +223,9 @@ pub async fn reconcile(obj: Arc<BackupPolicy>, ctx: Arc<Context>) -> Result<Acti
         gongshu_api::status::READY,
     )
     .is_some_and(|c| c.reason == decide::RPO_BREACHED);
+    let rpo = gongshu_api::rules::backup::rpo(&obj.spec);
     ctx.metrics
-        .record_backup(&namespace, &name, &decided.status, breached);
+        .record_backup(&namespace, &name, &decided.status, breached, rpo);
     let mut running = decided.busy || drill_active;
     for launch in &decided.launch {
         let (what, scheduled) = match *launch {

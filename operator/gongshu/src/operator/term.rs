@@ -137,6 +137,20 @@ async fn initial_lists(client: Client, health: Arc<Health>) {
     info!("initial lists complete; ready");
 }
 
+/// Drops the backup series of each policy deleted while this term lasts.
+async fn forget_deleted_policies(ctx: Arc<Context>) {
+    let api = Api::<PartialObjectMeta<BackupPolicy>>::all(ctx.client.clone());
+    let events = watcher(api, watcher::Config::default()).default_backoff();
+    let mut events = std::pin::pin!(events);
+    while let Some(event) = events.next().await {
+        if let Ok(watcher::Event::Delete(policy)) = event {
+            let namespace = policy.metadata.namespace.unwrap_or_default();
+            let name = policy.metadata.name.unwrap_or_default();
+            ctx.metrics.forget_backup(&namespace, &name);
+        }
+    }
+}
+
 /// Runs every controller until `stop` fires, then lets in-flight reconciles finish for at most
 /// [`DRAIN_TIMEOUT`].
 pub async fn run(ctx: Arc<Context>, health: Arc<Health>, stop: Shutdown) {
@@ -164,6 +178,8 @@ pub async fn run(ctx: Arc<Context>, health: Arc<Health>, stop: Shutdown) {
     let regulations = regulation::controller(client, &channels);
     let exemptions = exemption::controller(client, &facts, &channels);
 
+    // A deleted policy's backup series go with it (no finalizer: the deletion is only seen).
+    let forget = tokio::spawn(forget_deleted_policies(ctx.clone()));
     // Readiness is not taken from the controllers' own `Store::wait_until_ready`: its
     // one-shot channel keeps a single waker, so a second waiter in another task can steal the
     // wake-up the controller itself waits for before its first reconcile (kube-runtime 5).
@@ -231,6 +247,8 @@ pub async fn run(ctx: Arc<Context>, health: Arc<Health>, stop: Shutdown) {
         () = drain_deadline => warn!(timeout = ?DRAIN_TIMEOUT, "reconciles did not finish in time; abandoning them"),
     }
     readiness.abort();
+    forget.abort();
+    ctx.metrics.clear_backups();
     health.set_lists_ready(false);
     if let Some(sla) = sla
         && let Err(e) = ctx.metrics.unregister(Box::new(sla))
