@@ -17,6 +17,8 @@ pub struct Exchange {
     pub process: Process,
     /// `https://127.0.0.1:<port>`.
     pub url: String,
+    /// Its admin listener (`127.0.0.1:<port>`, plain HTTP: `/metrics`, `/healthz`, `/readyz`).
+    pub admin: String,
     /// An HTTPS client trusting the exchange's CA.
     pub http: reqwest::Client,
     /// Its audit directory.
@@ -66,6 +68,8 @@ impl Exchange {
         cmd.arg("exchange")
             .env("KUBECONFIG", &kubeconfig)
             .env("GONGSHU_EXCHANGE_ADDR", format!("127.0.0.1:{port}"))
+            // A free port, which it logs (`admin server listening addr=…`).
+            .env("GONGSHU_EXCHANGE_ADMIN_ADDR", "127.0.0.1:0")
             .env("GONGSHU_EXCHANGE_CERT_FILE", &cert.cert)
             .env("GONGSHU_EXCHANGE_KEY_FILE", &cert.key)
             .env("GONGSHU_AUDIT_DIR", &audit_dir)
@@ -79,6 +83,7 @@ impl Exchange {
         let mut exchange = Self {
             process: Process::spawn("gongshu-exchange", &mut cmd, &log)?,
             url: format!("https://127.0.0.1:{port}"),
+            admin: String::new(),
             http: client(&pki.ca_cert)?,
             audit_dir,
             checkpoint: checkpoint.to_owned(),
@@ -86,6 +91,8 @@ impl Exchange {
             log,
         };
         exchange.wait_ready(Duration::from_secs(30)).await?;
+        // Logged before the data port listens, so it is there once that answers.
+        exchange.admin = crate::observe::admin_addr(&exchange.log)?;
         Ok(exchange)
     }
 

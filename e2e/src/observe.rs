@@ -39,7 +39,7 @@ pub async fn wait_log(log: &Path, needles: &[&str], timeout: Duration) -> Result
     }
 }
 
-/// The admin address (`host:port`) an operator logged at start.
+/// The admin address (`host:port`) an operator or an exchange logged at start.
 pub fn admin_addr(log: &Path) -> Result<String, Error> {
     find_line(log, &["admin server listening"])
         .and_then(|line| {

@@ -40,6 +40,12 @@ struct Setup {
 
 impl Setup {
     async fn new() -> Self {
+        Self::with_exchange_env(&[]).await
+    }
+
+    /// [`Setup::new`] with more of the exchange's environment (e.g. a short verification
+    /// period).
+    async fn with_exchange_env(exchange_env: &[(&str, &str)]) -> Self {
         let env = TestEnv::connect().await.expect("control plane");
         let dir = std::env::temp_dir().join(format!("gongshu-exchange-{}", random_suffix()));
         let pg = Postgres::start(&dir.join("pg")).await.expect("postgres");
@@ -85,6 +91,7 @@ impl Setup {
             &dir.join("exchange"),
             &format!("audit-{}", random_suffix()),
             &suffix,
+            exchange_env,
         )
         .await;
         Self {
@@ -224,23 +231,27 @@ impl Setup {
 }
 
 /// The test's own exchange, serving the grants labelled with `suffix` only (the suites share
-/// a cluster), its table replicas refreshed every 2 s instead of the items' daily frequency.
+/// a cluster), its table replicas refreshed every 2 s instead of the items' daily frequency,
+/// with `extra` in its environment.
 async fn start_exchange(
     cluster_dir: &Path,
     dir: &Path,
     checkpoint: &str,
     suffix: &str,
+    extra: &[(&str, &str)],
 ) -> Exchange {
     let selector = format!("gongshu.io/e2e-exchange={suffix}");
+    let mut env = vec![
+        ("GONGSHU_TABLE_REFRESH_MAX_SECONDS", Path::new("2")),
+        ("GONGSHU_GRANT_SELECTOR", Path::new(&selector)),
+    ];
+    env.extend(extra.iter().map(|(k, v)| (*k, Path::new(v))));
     Exchange::start_with(
         &operator_binary("debug").expect("gongshu built"),
         cluster_dir,
         dir,
         checkpoint,
-        &[
-            ("GONGSHU_TABLE_REFRESH_MAX_SECONDS", Path::new("2")),
-            ("GONGSHU_GRANT_SELECTOR", Path::new(&selector)),
-        ],
+        &env,
     )
     .await
     .expect("exchange starts")
@@ -398,7 +409,8 @@ async fn expired_token(s: &Setup) -> String {
 
 #[tokio::test]
 async fn every_authentication_and_authorization_failure_is_a_problem_and_audited_sec_2_sh_3() {
-    let s = Setup::new().await;
+    // The audit chain is verified every second, for the metrics at the end.
+    let s = Setup::with_exchange_env(&[("GONGSHU_AUDIT_VERIFY_INTERVAL_SECONDS", "1")]).await;
     s.active("allowance", "households", &["citizen_id", "name"], "api")
         .await;
     let url = s.url("allowance", "/records/000000000000000001");
@@ -484,6 +496,111 @@ async fn every_authentication_and_authorization_failure_is_a_problem_and_audited
     assert!(
         !text.contains(&s.consumer_token()[..40]),
         "no token in the audit log"
+    );
+
+    exported_by_mode_department_and_code_with_the_chain_state(&s).await;
+}
+
+/// What the test above did, on the exchange's admin listener (SEC-4): 1 lookup served, 5
+/// refused without a valid token (department `unknown`: no grant was looked up), 2 refused to
+/// ServiceAccounts the grant does not name (the consumer's department, resolved from the
+/// cached grant); the audit chain intact, then broken once a segment is edited (SEC-2).
+async fn exported_by_mode_department_and_code_with_the_chain_state(s: &Setup) {
+    use gongshu_e2e::observe::{metric_sum, scrape};
+
+    let consumer = Api::<k8s_openapi::api::core::v1::Namespace>::all(s.env().client.clone())
+        .get(&s.sharing.consumer_ns)
+        .await
+        .unwrap()
+        .metadata
+        .labels
+        .unwrap()
+        .remove(gongshu_api::v1alpha1::LABEL_DEPARTMENT)
+        .unwrap();
+    assert_ne!(consumer, s.sharing.consumer_ns, "a code, not the namespace");
+    let text = scrape(&s.exchange.admin).await.unwrap();
+    let requests = |department: &str, code: &str| {
+        metric_sum(
+            &text,
+            "gongshu_exchange_requests_total",
+            &[("mode", "api"), ("department", department), ("code", code)],
+        )
+    };
+    assert_eq!(requests(&consumer, "200"), Some(1.0), "{text}");
+    assert_eq!(requests("unknown", "401"), Some(5.0), "{text}");
+    assert_eq!(requests(&consumer, "403"), Some(2.0), "{text}");
+    assert_eq!(requests(&consumer, "401"), None, "{text}");
+    assert_eq!(
+        metric_sum(
+            &text,
+            "gongshu_exchange_request_duration_seconds_count",
+            &[("mode", "api")]
+        ),
+        Some(8.0),
+        "{text}"
+    );
+    // No label comes from the URL: not the namespace, not the grant's name.
+    for line in text.lines().filter(|l| l.starts_with("gongshu_exchange_")) {
+        assert!(
+            !line.contains(&s.sharing.consumer_ns) && !line.contains("allowance"),
+            "{line}"
+        );
+    }
+    let records = metric_sum(&text, "gongshu_audit_records_total", &[]).unwrap();
+    assert!(records >= 8.0, "every access was audited: {text}");
+    // Metrics are on the admin listener only, never on the data port.
+    let (status, _, _) = s.get(None, &format!("{}/metrics", s.exchange.url)).await;
+    assert_eq!(status, 404);
+
+    // Verified at start and every second: intact, and the checkpoint written after the last
+    // record. Then one edited record turns the gauge to 0 at the next verification.
+    let gauges = |text: &str| {
+        let value = |name| metric_sum(text, name, &[]).unwrap_or(0.0);
+        (
+            value("gongshu_audit_chain_intact"),
+            value("gongshu_audit_last_verification_timestamp_seconds"),
+            value("gongshu_audit_last_record_timestamp_seconds"),
+            value("gongshu_audit_last_checkpoint_timestamp_seconds"),
+        )
+    };
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    let verified_at = loop {
+        let text = scrape(&s.exchange.admin).await.unwrap();
+        let (intact, verified, record, checkpoint) = gauges(&text);
+        assert_eq!(intact, 1.0, "{text}");
+        if verified > 0.0 && record > 0.0 && checkpoint >= record {
+            break verified;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let segment = std::fs::read_dir(&s.exchange.audit_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .min()
+        .unwrap();
+    let original = std::fs::read_to_string(&segment).unwrap();
+    let tampered = original.replacen("\"status\":401", "\"status\":200", 1);
+    assert_ne!(original, tampered);
+    std::fs::write(&segment, tampered).unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let text = scrape(&s.exchange.admin).await.unwrap();
+        let (intact, verified, _, _) = gauges(&text);
+        if intact == 0.0 {
+            assert!(verified > verified_at, "{text}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the edit was not found: {text}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(
+        gongshu_e2e::observe::find_line(&s.exchange.log, &["audit chain broken"]).is_some(),
+        "the exchange logs the finding"
     );
 }
 
@@ -709,6 +826,7 @@ async fn a_kill_9_during_writes_loses_no_answered_access_and_verify_finds_tamper
         &s.dir.join("exchange"),
         &checkpoint,
         &s.suffix,
+        &[],
     )
     .await;
     let url = s.url("allowance", "/records/000000000000000003");

@@ -99,25 +99,33 @@ async fn the_leader_deploys_the_exchange_and_repairs_a_deleted_service() {
     ] {
         let get = probe.as_ref().and_then(|p| p.http_get.as_ref()).unwrap();
         assert_eq!(get.path.as_deref(), Some(path));
-        assert_eq!(get.scheme.as_deref(), Some("HTTPS"));
-        assert_eq!(get.port, IntOrString::Int(8444));
+        // The admin listener, plain HTTP, not the data port.
+        assert_eq!(get.scheme.as_deref(), Some("HTTP"));
+        assert_eq!(get.port, IntOrString::Int(8081));
     }
-    assert_eq!(
-        container.ports.as_ref().unwrap()[0].container_port,
-        8444,
-        "the container port"
-    );
+    let ports = container.ports.as_ref().unwrap();
+    assert_eq!(ports[0].container_port, 8444, "the container port");
+    assert_eq!(ports[1].name.as_deref(), Some("metrics"));
+    assert_eq!(ports[1].container_port, 8081, "the admin port");
 
     let service: Service = exists(&c).await;
-    let port = &service.spec.as_ref().unwrap().ports.as_ref().unwrap()[0];
-    assert_eq!(port.port, 443);
-    assert_eq!(port.target_port, Some(IntOrString::Int(8444)));
+    let ports = service.spec.as_ref().unwrap().ports.as_ref().unwrap();
+    assert_eq!(ports[0].port, 443);
+    assert_eq!(ports[0].target_port, Some(IntOrString::Int(8444)));
+    assert_eq!(ports[1].name.as_deref(), Some("metrics"));
+    assert_eq!(ports[1].port, 8081);
     let policy: NetworkPolicy = exists(&c).await;
     let ingress = policy.spec.unwrap().ingress.unwrap();
     assert_eq!(
         ingress[0].ports.as_ref().unwrap()[0].port,
         Some(IntOrString::Int(8444))
     );
+    // Scraping the admin port: from the monitoring namespace only.
+    assert_eq!(
+        ingress[1].ports.as_ref().unwrap()[0].port,
+        Some(IntOrString::Int(8081))
+    );
+    assert!(ingress[1].from.as_ref().is_some_and(|f| !f.is_empty()));
     let budget: PodDisruptionBudget = exists(&c).await;
     assert_eq!(
         budget.spec.unwrap().min_available,

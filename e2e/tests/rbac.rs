@@ -91,9 +91,9 @@ async fn check(env: &TestEnv, user: &str, may: &[Access<'_>], may_not: &[Access<
     assert!(wrong.is_empty(), "{user}:\n{}", wrong.join("\n"));
 }
 
-/// The exchange reads grants, catalogs and the Secrets catalogs name (get only), reviews
-/// tokens, writes usage and its own audit checkpoint; it cannot list Secrets, change grants
-/// or touch workloads (SEC-2).
+/// The exchange reads grants, catalogs, namespaces' labels and the Secrets catalogs name (get
+/// only), reviews tokens, writes usage and its own audit checkpoint; it cannot list Secrets,
+/// change grants or namespaces or touch workloads (SEC-2).
 #[tokio::test]
 async fn the_exchange_may_serve_grants_and_nothing_more() {
     let env = TestEnv::connect().await.expect("control plane");
@@ -106,9 +106,12 @@ async fn the_exchange_may_serve_grants_and_nothing_more() {
         ("patch", "gongshu.io", "sharegrants", Some("dept-a")),
         ("get", "", "secrets", Some("dept-a")),
         ("update", "", "configmaps", Some("gongshu-system")),
+        // Department codes for its metrics' `department` label.
+        ("watch", "", "namespaces", None),
     ];
     let may_not = [
         ("list", "", "secrets", None),
+        ("patch", "", "namespaces", None),
         ("watch", "", "secrets", Some("dept-a")),
         ("update", "", "configmaps", Some("dept-a")),
         ("delete", "gongshu.io", "sharegrants", Some("dept-a")),

@@ -1,5 +1,6 @@
 //! The admin HTTP server: `/metrics` for Prometheus, `/healthz` for liveness, `/readyz` for
-//! readiness. Plain HTTP; it listens on loopback unless told otherwise.
+//! readiness. Plain HTTP; it listens on loopback unless told otherwise. The operator and the
+//! exchange each serve one, each with what it has to tell ([`Admin`]).
 
 use std::{future::Future, sync::Arc};
 
@@ -23,19 +24,39 @@ pub struct AdminState {
     pub health: Arc<Health>,
 }
 
+/// What a process's admin server answers with.
+pub trait Admin: Send + Sync + 'static {
+    /// The Prometheus text exposition of the process's registry.
+    fn render_metrics(&self) -> Result<String, prometheus::Error>;
+    /// Whether `/readyz` answers 200, and why (or why not).
+    fn readiness(&self) -> (bool, &'static str);
+}
+
+impl Admin for AdminState {
+    fn render_metrics(&self) -> Result<String, prometheus::Error> {
+        self.metrics.render()
+    }
+
+    fn readiness(&self) -> (bool, &'static str) {
+        self.health.readiness()
+    }
+}
+
+type Shared = Arc<dyn Admin>;
+
 /// The admin routes.
-pub fn router(state: AdminState) -> Router {
+pub fn router(state: impl Admin) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(state)
+        .with_state(Arc::new(state) as Shared)
 }
 
 /// Serves the admin routes on `listener` until `shutdown` resolves.
 pub async fn serve(
     listener: TcpListener,
-    state: AdminState,
+    state: impl Admin,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     axum::serve(listener, router(state))
@@ -43,8 +64,8 @@ pub async fn serve(
         .await
 }
 
-async fn metrics(State(state): State<AdminState>) -> impl IntoResponse {
-    match state.metrics.render() {
+async fn metrics(State(state): State<Shared>) -> impl IntoResponse {
+    match state.render_metrics() {
         Ok(text) => (
             StatusCode::OK,
             [(
@@ -65,8 +86,8 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-async fn readyz(State(state): State<AdminState>) -> impl IntoResponse {
-    let (ready, why) = state.health.readiness();
+async fn readyz(State(state): State<Shared>) -> impl IntoResponse {
+    let (ready, why) = state.readiness();
     let code = if ready {
         StatusCode::OK
     } else {

@@ -49,6 +49,19 @@ pub struct ExchangeArgs {
     /// HTTPS listen address.
     #[arg(long, env = "GONGSHU_EXCHANGE_ADDR", default_value = "127.0.0.1:8444")]
     pub addr: SocketAddr,
+    /// Address of the admin server (plain HTTP: /metrics, /healthz, /readyz), apart from the
+    /// HTTPS data port; port 0 picks a free port and logs it.
+    #[arg(
+        long,
+        env = "GONGSHU_EXCHANGE_ADMIN_ADDR",
+        default_value = "127.0.0.1:8081"
+    )]
+    pub admin_addr: SocketAddr,
+    /// Seconds between verifications of the audit chain against its checkpoint (SEC-2), the
+    /// first at start; each reads and hashes the whole log on a blocking thread.
+    #[arg(long, env = "GONGSHU_AUDIT_VERIFY_INTERVAL_SECONDS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub audit_verify_interval_seconds: u64,
     /// PEM serving certificate.
     #[arg(long, env = "GONGSHU_EXCHANGE_CERT_FILE")]
     pub cert_file: PathBuf,
@@ -93,6 +106,8 @@ impl ExchangeArgs {
     pub fn config(&self) -> exchange::Config {
         exchange::Config {
             addr: self.addr,
+            admin_addr: self.admin_addr,
+            audit_verify_every: Duration::from_secs(self.audit_verify_interval_seconds),
             cert_file: self.cert_file.clone(),
             key_file: self.key_file.clone(),
             audit_dir: self.audit_dir.clone(),
@@ -405,6 +420,29 @@ mod tests {
         };
         assert!(!args.leader_election);
         assert_eq!(args.config().identity, "pod-0");
+    }
+
+    #[test]
+    fn the_exchange_admin_server_is_loopback_and_apart_from_the_data_port() {
+        let cli = Cli::try_parse_from([
+            "gongshu",
+            "exchange",
+            "--cert-file",
+            "c",
+            "--key-file",
+            "k",
+            "--audit-dir",
+            "a",
+        ])
+        .unwrap();
+        let Command::Exchange(args) = cli.command else {
+            panic!("not the exchange command");
+        };
+        let config = args.config();
+        assert!(config.admin_addr.ip().is_loopback());
+        assert_eq!(config.admin_addr.port(), 8081);
+        assert_ne!(config.admin_addr, config.addr);
+        assert_eq!(config.audit_verify_every, Duration::from_secs(600));
     }
 
     #[test]

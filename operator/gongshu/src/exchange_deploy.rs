@@ -26,7 +26,8 @@ use k8s_openapi::{
             Volume, VolumeMount, VolumeResourceRequirements,
         },
         networking::v1::{
-            NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPort, NetworkPolicySpec,
+            NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
+            NetworkPolicySpec,
         },
         policy::v1::{PodDisruptionBudget, PodDisruptionBudgetSpec},
     },
@@ -51,6 +52,11 @@ pub const NAME: &str = gongshu_api::rules::exchange::NAME;
 pub const CONTAINER_PORT: i32 = 8444;
 /// The Service's port (HTTPS), so that the default `--exchange-url` needs no port.
 pub const SERVICE_PORT: i32 = 443;
+/// The admin port in the pod and on the Service (plain HTTP: `/metrics`, `/healthz`,
+/// `/readyz`), named `metrics` for a `ServiceMonitor`.
+pub const ADMIN_PORT: i32 = 8081;
+/// The namespace Prometheus scrapes from by default (the kube-prometheus-stack convention).
+pub const MONITORING_NAMESPACE: &str = "monitoring";
 /// Where the serving certificate's Secret is mounted (`tls.crt`, `tls.key`).
 const TLS_DIR: &str = "/etc/gongshu/tls";
 /// Where each replica's audit volume is mounted.
@@ -82,6 +88,9 @@ pub struct ExchangeDeployment {
     pub resources: ResourceRequirements,
     /// How often the objects are applied again, repairing drift (default 10 minutes).
     pub reapply_every: Duration,
+    /// The namespace whose pods the NetworkPolicy lets reach the admin port, to scrape
+    /// `/metrics` (default `monitoring`).
+    pub monitoring_namespace: String,
 }
 
 /// The claim template of each replica's audit volume.
@@ -120,6 +129,7 @@ impl ExchangeDeployment {
                 ..ResourceRequirements::default()
             },
             reapply_every: Duration::from_secs(600),
+            monitoring_namespace: MONITORING_NAMESPACE.into(),
         }
     }
 
@@ -255,14 +265,24 @@ impl ExchangeDeployment {
             image_pull_policy: Some("IfNotPresent".into()),
             command: Some(vec!["gongshu".into(), "exchange".into()]),
             env: Some(exchange_env()),
-            ports: Some(vec![ContainerPort {
-                name: Some("https".into()),
-                container_port: CONTAINER_PORT,
-                protocol: Some("TCP".into()),
-                ..ContainerPort::default()
-            }]),
-            liveness_probe: Some(https_probe("/healthz", 10, 3)),
-            readiness_probe: Some(https_probe("/readyz", 5, 2)),
+            ports: Some(vec![
+                ContainerPort {
+                    name: Some("https".into()),
+                    container_port: CONTAINER_PORT,
+                    protocol: Some("TCP".into()),
+                    ..ContainerPort::default()
+                },
+                ContainerPort {
+                    name: Some("metrics".into()),
+                    container_port: ADMIN_PORT,
+                    protocol: Some("TCP".into()),
+                    ..ContainerPort::default()
+                },
+            ]),
+            // On the admin listener, as the operator's: probes are not requests to the data
+            // plane and do not count in its metrics.
+            liveness_probe: Some(admin_probe("/healthz", 10, 3)),
+            readiness_probe: Some(admin_probe("/readyz", 5, 2)),
             resources: Some(self.resources.clone()),
             security_context: Some(restricted_container()),
             volume_mounts: Some(vec![
@@ -274,32 +294,46 @@ impl ExchangeDeployment {
         }
     }
 
-    /// The Service `gongshu-exchange`: port 443 to the pods' 8444, inside the cluster.
+    /// The Service `gongshu-exchange`: port 443 to the pods' 8444, inside the cluster, and
+    /// `metrics` (8081) for a `ServiceMonitor`, whose scrape job is then named
+    /// `gongshu-exchange` as the alert rules expect (docs/metrics.md).
     pub fn service(&self) -> Service {
         Service {
             metadata: self.metadata(),
             spec: Some(ServiceSpec {
                 type_: Some("ClusterIP".into()),
                 selector: Some(Self::selector_labels()),
-                ports: Some(vec![ServicePort {
-                    name: Some("https".into()),
-                    port: SERVICE_PORT,
-                    target_port: Some(IntOrString::Int(CONTAINER_PORT)),
-                    protocol: Some("TCP".into()),
-                    ..ServicePort::default()
-                }]),
+                ports: Some(vec![
+                    ServicePort {
+                        name: Some("https".into()),
+                        port: SERVICE_PORT,
+                        target_port: Some(IntOrString::Int(CONTAINER_PORT)),
+                        protocol: Some("TCP".into()),
+                        ..ServicePort::default()
+                    },
+                    ServicePort {
+                        name: Some("metrics".into()),
+                        port: ADMIN_PORT,
+                        target_port: Some(IntOrString::Int(ADMIN_PORT)),
+                        protocol: Some("TCP".into()),
+                        ..ServicePort::default()
+                    },
+                ]),
                 ..ServiceSpec::default()
             }),
             status: None,
         }
     }
 
-    /// The NetworkPolicy of the exchange's pods: ingress on 8444 only, from any source; egress
-    /// unrestricted.
+    /// The NetworkPolicy of the exchange's pods: ingress on 8444 from any source and on the
+    /// admin port 8081 from the monitoring namespace only; egress unrestricted.
     ///
-    /// Ingress has no `from`: consumers live in every department namespace, open-data users
-    /// come through whatever ingress path the cluster has, and the exchange authenticates every
-    /// caller itself (TokenReview, API keys) — the policy's job is to close every other port.
+    /// The data port's rule has no `from`: consumers live in every department namespace,
+    /// open-data users come through whatever ingress path the cluster has, and the exchange
+    /// authenticates every caller itself (TokenReview, API keys) — the policy's job is to close
+    /// every other port. The admin port authenticates nobody, so only Prometheus's namespace
+    /// reaches it (department codes and traffic are not for every pod to read); the kubelet's
+    /// probes come from the node, which NetworkPolicies always admit.
     /// Egress is not restricted (only `Ingress` is in `policyTypes`): the exchange must reach
     /// the apiserver, whose address no pod selector matches and whose IP differs per cluster,
     /// and the departments' source databases, wherever they run.
@@ -309,14 +343,25 @@ impl ExchangeDeployment {
             spec: Some(NetworkPolicySpec {
                 pod_selector: Some(Self::selector()),
                 policy_types: Some(vec!["Ingress".into()]),
-                ingress: Some(vec![NetworkPolicyIngressRule {
-                    from: None,
-                    ports: Some(vec![NetworkPolicyPort {
-                        port: Some(IntOrString::Int(CONTAINER_PORT)),
-                        protocol: Some("TCP".into()),
-                        end_port: None,
-                    }]),
-                }]),
+                ingress: Some(vec![
+                    NetworkPolicyIngressRule {
+                        from: None,
+                        ports: Some(vec![tcp(CONTAINER_PORT)]),
+                    },
+                    NetworkPolicyIngressRule {
+                        from: Some(vec![NetworkPolicyPeer {
+                            namespace_selector: Some(LabelSelector {
+                                match_labels: Some(BTreeMap::from([(
+                                    "kubernetes.io/metadata.name".to_owned(),
+                                    self.monitoring_namespace.clone(),
+                                )])),
+                                ..LabelSelector::default()
+                            }),
+                            ..NetworkPolicyPeer::default()
+                        }]),
+                        ports: Some(vec![tcp(ADMIN_PORT)]),
+                    },
+                ]),
                 ..NetworkPolicySpec::default()
             }),
         }
@@ -361,6 +406,11 @@ fn exchange_env() -> Vec<EnvVar> {
         field("POD_NAMESPACE", "metadata.namespace"),
         value("GONGSHU_LOG_FORMAT", "json".into()),
         value("GONGSHU_EXCHANGE_ADDR", format!("0.0.0.0:{CONTAINER_PORT}")),
+        // Reachable by the kubelet's probes and Prometheus; the NetworkPolicy narrows it.
+        value(
+            "GONGSHU_EXCHANGE_ADMIN_ADDR",
+            format!("0.0.0.0:{ADMIN_PORT}"),
+        ),
         value("GONGSHU_EXCHANGE_CERT_FILE", format!("{TLS_DIR}/tls.crt")),
         value("GONGSHU_EXCHANGE_KEY_FILE", format!("{TLS_DIR}/tls.key")),
         value("GONGSHU_AUDIT_DIR", AUDIT_DIR.into()),
@@ -397,12 +447,20 @@ fn restricted_container() -> SecurityContext {
     }
 }
 
-fn https_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe {
+fn tcp(port: i32) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        port: Some(IntOrString::Int(port)),
+        protocol: Some("TCP".into()),
+        end_port: None,
+    }
+}
+
+fn admin_probe(path: &str, period_seconds: i32, failure_threshold: i32) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
             path: Some(path.into()),
-            port: IntOrString::Int(CONTAINER_PORT),
-            scheme: Some("HTTPS".into()),
+            port: IntOrString::Int(ADMIN_PORT),
+            scheme: Some("HTTP".into()),
             ..HTTPGetAction::default()
         }),
         period_seconds: Some(period_seconds),
@@ -668,7 +726,7 @@ mod tests {
     }
 
     #[test]
-    fn probes_use_https_on_the_container_port() {
+    fn probes_ask_the_admin_listener_which_the_pod_binds_on_every_address() {
         let container = &pod_spec(&config()).containers[0];
         for (probe, path) in [
             (&container.liveness_probe, "/healthz"),
@@ -679,9 +737,23 @@ mod tests {
                 .and_then(|p| p.http_get.as_ref())
                 .expect("httpGet");
             assert_eq!(get.path.as_deref(), Some(path));
-            assert_eq!(get.scheme.as_deref(), Some("HTTPS"));
-            assert_eq!(get.port, IntOrString::Int(CONTAINER_PORT));
+            assert_eq!(get.scheme.as_deref(), Some("HTTP"));
+            assert_eq!(get.port, IntOrString::Int(ADMIN_PORT));
         }
+        let metrics = container
+            .ports
+            .iter()
+            .flatten()
+            .find(|p| p.name.as_deref() == Some("metrics"))
+            .expect("a metrics port");
+        assert_eq!(metrics.container_port, ADMIN_PORT);
+        let admin_addr = container
+            .env
+            .iter()
+            .flatten()
+            .find(|v| v.name == "GONGSHU_EXCHANGE_ADMIN_ADDR")
+            .and_then(|v| v.value.clone());
+        assert_eq!(admin_addr.as_deref(), Some("0.0.0.0:8081"));
     }
 
     #[test]
@@ -693,11 +765,18 @@ mod tests {
         let selector = spec.selector.expect("selector");
         assert!(!selector.is_empty());
         assert!(selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)));
-        let port = &spec.ports.expect("ports")[0];
-        assert_eq!(port.port, 443);
-        assert_eq!(port.target_port, Some(IntOrString::Int(8444)));
-        let container_ports = template.spec.expect("pod").containers[0].ports.clone();
-        assert_eq!(container_ports.expect("ports")[0].container_port, 8444);
+        let ports = spec.ports.expect("ports");
+        assert_eq!(ports[0].port, 443);
+        assert_eq!(ports[0].target_port, Some(IntOrString::Int(8444)));
+        // The ServiceMonitor's port (docs/metrics.md: the chart's Services have `metrics`).
+        assert_eq!(ports[1].name.as_deref(), Some("metrics"));
+        assert_eq!(ports[1].target_port, Some(IntOrString::Int(ADMIN_PORT)));
+        let container_ports = template.spec.expect("pod").containers[0]
+            .ports
+            .clone()
+            .expect("ports");
+        assert_eq!(container_ports[0].container_port, 8444);
+        assert_eq!(container_ports[1].container_port, ADMIN_PORT);
     }
 
     #[test]
@@ -721,9 +800,29 @@ mod tests {
         ));
         assert_eq!(policy.policy_types, Some(vec!["Ingress".to_owned()]));
         let ingress = policy.ingress.expect("ingress");
-        assert_eq!(ingress.len(), 1);
+        assert_eq!(ingress.len(), 2);
+        // The data port from anywhere: the exchange authenticates every caller itself.
+        assert_eq!(ingress[0].from, None);
         let ports = ingress[0].ports.as_ref().expect("ports");
+        assert_eq!(ports.len(), 1);
         assert_eq!(ports[0].port, Some(IntOrString::Int(8444)));
+        // The admin port only from the monitoring namespace: it authenticates nobody.
+        let scrape = &ingress[1];
+        assert_eq!(
+            scrape.ports.as_ref().expect("ports")[0].port,
+            Some(IntOrString::Int(ADMIN_PORT))
+        );
+        let peers = scrape.from.as_ref().expect("from");
+        assert_eq!(peers.len(), 1);
+        assert!(peers[0].pod_selector.is_none() && peers[0].ip_block.is_none());
+        let namespaces = peers[0].namespace_selector.as_ref().expect("namespaces");
+        assert_eq!(
+            namespaces.match_labels,
+            Some(BTreeMap::from([(
+                "kubernetes.io/metadata.name".to_owned(),
+                "monitoring".to_owned()
+            )]))
+        );
         let budget = config.pod_disruption_budget().spec.expect("spec");
         assert!(selects_pods(budget.selector.as_ref().expect("selector")));
         assert_eq!(budget.min_available, Some(IntOrString::Int(1)));

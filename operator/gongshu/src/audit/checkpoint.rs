@@ -12,7 +12,7 @@ use kube::{
 };
 use tokio::sync::watch;
 
-use super::{AuditError, format::parse_segment_name};
+use super::{AuditError, AuditMetrics, format::parse_segment_name};
 
 /// Default name of the checkpoint ConfigMap.
 pub const CHECKPOINT_NAME: &str = "gongshu-audit-checkpoint";
@@ -252,7 +252,11 @@ impl Checkpointer {
 
 /// Writes each checkpoint the writer publishes; a failure is logged and retried, never
 /// blocking appends. Ends when the writer drops its sender (after its last checkpoint).
-pub(crate) async fn run(checkpointer: Checkpointer, mut published: watch::Receiver<DataPatch>) {
+pub(crate) async fn run(
+    checkpointer: Checkpointer,
+    mut published: watch::Receiver<DataPatch>,
+    metrics: AuditMetrics,
+) {
     let mut failed = false;
     loop {
         if failed {
@@ -265,7 +269,10 @@ pub(crate) async fn run(checkpointer: Checkpointer, mut published: watch::Receiv
         }
         let patch = published.borrow_and_update().clone();
         failed = match checkpointer.apply(&patch).await {
-            Ok(()) => false,
+            Ok(()) => {
+                metrics.checkpointed();
+                false
+            }
             Err(error) => {
                 tracing::warn!(%error, "audit checkpoint not written; retrying");
                 true

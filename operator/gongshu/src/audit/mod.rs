@@ -12,6 +12,8 @@
 mod checkpoint;
 pub mod cli;
 mod format;
+mod metrics;
+mod monitor;
 mod retention;
 mod verify;
 mod writer;
@@ -36,6 +38,8 @@ pub use self::{
         CHECKPOINT_NAME, Checkpointer, RETIRED_PREFIX, SegmentHead, checkpoint_data, mark_retired,
     },
     format::segment_name,
+    metrics::AuditMetrics,
+    monitor::{Monitor, verify_live},
     retention::{MIN_KEEP_DAYS, retire},
     verify::{Finding, Report, verify},
 };
@@ -80,6 +84,8 @@ pub struct Options {
     pub segment_max_age: Duration,
     /// How often written records are forced to disk (`fdatasync`).
     pub sync_every: Duration,
+    /// Counts appends and checkpoints (registered by the exchange; on no registry by default).
+    pub metrics: AuditMetrics,
 }
 
 impl Options {
@@ -90,6 +96,7 @@ impl Options {
             segment_max_bytes: 64 * 1024 * 1024,
             segment_max_age: Duration::from_secs(24 * 60 * 60),
             sync_every: Duration::from_secs(1),
+            metrics: AuditMetrics::default(),
         }
     }
 }

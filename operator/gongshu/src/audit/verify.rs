@@ -304,11 +304,22 @@ pub fn verify(
     dir: &Path,
     checkpoint: Option<&BTreeMap<String, String>>,
 ) -> Result<Report, AuditError> {
+    walk(dir, checkpoint, false)
+}
+
+/// [`verify`]; `live` when a writer may be appending meanwhile, so that the newest segment's
+/// last line may be a write in progress rather than a write cut short.
+pub(crate) fn walk(
+    dir: &Path,
+    checkpoint: Option<&BTreeMap<String, String>>,
+    live: bool,
+) -> Result<Report, AuditError> {
     let checkpoint = checkpoint.map(Checkpoint::parse).transpose()?;
     let segments = format::list_segments(dir)?;
     let mut walk = Walk::default();
     let mut line_buffer = Vec::new();
-    for (_, name) in &segments {
+    for (index, (_, name)) in segments.iter().enumerate() {
+        let newest = index + 1 == segments.len();
         let path = dir.join(name);
         let mut reader = BufReader::new(File::open(&path).map_err(|e| AuditError::io(&path, e))?);
         let expected = checkpoint.as_ref().and_then(|c| c.segments.get(name));
@@ -324,6 +335,10 @@ pub fn verify(
             }
             line_no += 1;
             let complete = line_buffer.pop_if(|b| *b == b'\n').is_some();
+            if !complete && live && newest {
+                // Being written as we read: the next verification reads it whole.
+                break;
+            }
             let line = if complete {
                 format::decode(&line_buffer)
             } else {

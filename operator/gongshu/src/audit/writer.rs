@@ -197,7 +197,11 @@ impl Writer {
         let checkpoints: Option<JoinHandle<()>> = checkpointer.map(|checkpointer| {
             let (sender, receiver) = watch::channel(self.patch());
             self.published = Some(sender);
-            tokio::spawn(checkpoint::run(checkpointer, receiver))
+            tokio::spawn(checkpoint::run(
+                checkpointer,
+                receiver,
+                self.options.metrics.clone(),
+            ))
         });
         tokio::pin!(shutdown);
         let mut sync = interval(self.options.sync_every);
@@ -339,6 +343,7 @@ impl Writer {
         match result {
             Ok(()) => {
                 open.bytes += buffer.len() as u64;
+                self.options.metrics.appended(self.waiting.len());
                 self.written = (self.next_seq, self.head);
                 for (seq, reply) in self.waiting.drain(..) {
                     let _ = reply.send(Ok(seq));

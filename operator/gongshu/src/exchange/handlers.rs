@@ -29,6 +29,7 @@ use serde_json::{Map, Value, json};
 use super::{
     Exchange,
     files::{FileData, Output, text},
+    metrics::Department,
     postgres::{ByteStream, SourceError},
     problem::Problem,
 };
@@ -80,6 +81,8 @@ async fn readyz(State(exchange): State<Arc<Exchange>>) -> Response {
 struct Call {
     started: Instant,
     record: Record,
+    /// The consumer department of the grant, once resolved from the cache (for metrics).
+    department: Option<Arc<str>>,
 }
 
 /// What an authorised request works with.
@@ -108,6 +111,7 @@ impl Call {
                 latency_us: 0,
                 remote: Some(peer.to_string()),
             },
+            department: None,
         }
     }
 
@@ -131,6 +135,12 @@ impl Call {
             .grants
             .get(&ObjectRef::new(name).within(namespace))
             .ok_or_else(Problem::no_grant)?;
+        // From the cached grant, not the URL: only grants the exchange serves make series.
+        self.department = grant
+            .metadata
+            .namespace
+            .as_deref()
+            .and_then(|ns| exchange.departments.of(ns));
         let wanted = mode.unwrap_or_else(|| {
             grant
                 .status
@@ -178,12 +188,22 @@ impl Call {
         self.record.status = response.status().as_u16();
         self.record.latency_us =
             u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let department = self.department.take();
         // An access that could not be audited is not served (SEC-2, SH-13).
-        match exchange.audited(self.record).await {
+        let response = match exchange.audited(self.record).await {
             Ok(()) => response,
             Err(problem) => problem.into_response(),
-        }
+        };
+        labelled(response, department)
     }
+}
+
+/// `response` labelled with the grant's consumer department, for the request metrics.
+fn labelled(mut response: Response, department: Option<Arc<str>>) -> Response {
+    if let Some(department) = department {
+        response.extensions_mut().insert(Department(department));
+    }
+    response
 }
 
 fn source_problem(error: SourceError) -> Problem {
@@ -491,6 +511,7 @@ async fn download(
                 Output::Csv => ("text/csv; charset=utf-8", "csv"),
                 Output::Jsonl => ("application/jsonl", "jsonl"),
             };
+            let department = call.department.clone();
             let metered = Metered {
                 inner: stream,
                 output,
@@ -509,7 +530,7 @@ async fn download(
             {
                 headers.insert(header::CONTENT_DISPOSITION, value);
             }
-            response
+            labelled(response, department)
         }
     }
 }

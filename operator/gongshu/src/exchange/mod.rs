@@ -6,12 +6,17 @@
 //! - `gongshu_api::rules::exchange`: may they (the pure access decision);
 //! - [`postgres`], [`files`]: reading the sources, projected in the query ([`sql`]);
 //! - [`handlers`]: the routes, [`problem`]: their one error shape (RFC 9457);
-//! - `crate::audit`: the hash-chained log every access goes to before it is answered.
+//! - `crate::audit`: the hash-chained log every access goes to before it is answered;
+//! - [`metrics`]: requests and the audit log on Prometheus, served with `/healthz` and
+//!   `/readyz` on a separate plain-HTTP admin listener (`crate::admin`), never on the data
+//!   port, so that scraping needs no grant.
 
 pub mod auth;
 pub mod cursor;
+pub mod departments;
 pub mod files;
 pub mod handlers;
+pub mod metrics;
 pub mod postgres;
 pub mod problem;
 pub mod sql;
@@ -37,9 +42,11 @@ use kube::{
 use tracing::{error, info};
 
 use self::{
-    auth::Authenticator, cursor::Cursors, postgres::Postgres, problem::Problem, usage::Usage,
+    auth::Authenticator, cursor::Cursors, departments::Departments, metrics::ExchangeMetrics,
+    postgres::Postgres, problem::Problem, usage::Usage,
 };
 use crate::{
+    admin,
     audit::{self, AuditLog, Record},
     cache,
     shutdown::{self, Shutdown},
@@ -50,6 +57,10 @@ use crate::{
 pub struct Config {
     /// HTTPS listen address.
     pub addr: SocketAddr,
+    /// Plain-HTTP admin listen address (`/metrics`, `/healthz`, `/readyz`).
+    pub admin_addr: SocketAddr,
+    /// How often the audit chain is verified against its checkpoint (and once at start).
+    pub audit_verify_every: Duration,
     /// PEM serving certificate (chain).
     pub cert_file: PathBuf,
     /// PEM private key.
@@ -95,6 +106,18 @@ pub enum ExchangeError {
     /// The audit log could not be opened.
     #[error("cannot open the audit log: {0}")]
     Audit(#[from] audit::AuditError),
+    /// The metrics could not be registered.
+    #[error("cannot register the exchange's metrics: {0}")]
+    Metrics(#[from] prometheus::Error),
+    /// The admin listener could not be bound.
+    #[error("cannot listen on the admin address {addr}: {source}")]
+    Bind {
+        /// Listen address.
+        addr: SocketAddr,
+        /// Cause.
+        #[source]
+        source: std::io::Error,
+    },
     /// The server failed.
     #[error("exchange server on {addr} failed: {source}")]
     Serve {
@@ -117,6 +140,7 @@ pub struct Exchange {
     audit: AuditLog,
     usage: Usage,
     file_root: PathBuf,
+    departments: Departments,
 }
 
 impl std::fmt::Debug for Exchange {
@@ -179,6 +203,32 @@ impl Exchange {
     }
 }
 
+/// What the exchange's admin server answers: its registry, and ready once its caches listed.
+struct Admin {
+    metrics: ExchangeMetrics,
+    exchange: Arc<Exchange>,
+    shutdown: Shutdown,
+}
+
+impl admin::Admin for Admin {
+    fn render_metrics(&self) -> Result<String, prometheus::Error> {
+        self.metrics.render()
+    }
+
+    fn readiness(&self) -> (bool, &'static str) {
+        if self.shutdown.is_triggered() {
+            (false, "shutting down")
+        } else if self.exchange.ready() {
+            (true, "ready: grants and catalogs listed")
+        } else {
+            (
+                false,
+                "starting: the grant and catalog caches have not listed yet",
+            )
+        }
+    }
+}
+
 /// Runs the exchange until SIGTERM/SIGINT.
 pub async fn run(config: Config) -> Result<(), ExchangeError> {
     let client = Client::try_default().await.map_err(ExchangeError::Client)?;
@@ -211,15 +261,34 @@ pub async fn serve(
             Cursors::new(key)
         }
     };
+    let metrics = ExchangeMetrics::new()?;
+    let admin_listener = tokio::net::TcpListener::bind(config.admin_addr)
+        .await
+        .map_err(|source| ExchangeError::Bind {
+            addr: config.admin_addr,
+            source,
+        })?;
+    let admin_addr = admin_listener.local_addr().unwrap_or(config.admin_addr);
     let checkpoint = config.checkpoint.as_ref().map(|(namespace, name)| {
         audit::Checkpointer::new(client.clone(), namespace.clone()).with_name(name.clone())
     });
+    // Before the log opens: its writer soon rewrites the checkpoint from the files.
+    let monitor = audit::Monitor::before_open(
+        config.audit_dir.clone(),
+        checkpoint.clone(),
+        metrics.audit.clone(),
+    )
+    .await;
     let audit = AuditLog::open(
-        audit::Options::new(config.audit_dir.clone()),
+        audit::Options {
+            metrics: metrics.audit.clone(),
+            ..audit::Options::new(config.audit_dir.clone())
+        },
         checkpoint,
         shutdown.clone().wait(),
     )
     .await?;
+    tokio::spawn(monitor.run(config.audit_verify_every, shutdown.clone()));
 
     let synced = Arc::new(AtomicUsize::new(0));
     let grants_config = match &config.grant_selector {
@@ -254,6 +323,19 @@ pub async fn serve(
         audit,
         usage,
         file_root: config.file_root.clone(),
+        departments: Departments::watch(client.clone(), &shutdown),
+    });
+    info!(addr = %admin_addr, "admin server listening (/metrics, /healthz, /readyz)");
+    let admin = Admin {
+        metrics: metrics.clone(),
+        exchange: exchange.clone(),
+        shutdown: shutdown.clone(),
+    };
+    let admin_stop = shutdown.clone();
+    tokio::spawn(async move {
+        if let Err(error) = admin::serve(admin_listener, admin, admin_stop.wait()).await {
+            error!(%error, "exchange admin server failed");
+        }
     });
     tokio::spawn(table::run(
         exchange.clone(),
@@ -279,7 +361,12 @@ pub async fn serve(
     let served = axum_server::bind_rustls(config.addr, tls)
         .handle(handle)
         .serve(
-            handlers::router(exchange.clone()).into_make_service_with_connect_info::<SocketAddr>(),
+            handlers::router(exchange.clone())
+                .layer(axum::middleware::from_fn_with_state(
+                    metrics,
+                    metrics::track,
+                ))
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
         .await
         .map_err(|source| ExchangeError::Serve {
