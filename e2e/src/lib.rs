@@ -9,7 +9,10 @@
 //!   plane of its own with operators it starts; [`observe`] reads logs, metrics and Events.
 //! - [`postgres`] starts a real PostgreSQL server on loopback for the data suites;
 //!   [`exchange`] starts `gongshu exchange` against a control plane.
+//! - [`alerting`] starts a real Prometheus and Alertmanager evaluating the repository's alert
+//!   rules, with a webhook receiver in the test process.
 
+pub mod alerting;
 pub mod cluster;
 pub mod controlplane;
 pub mod exchange;
