@@ -652,3 +652,47 @@ async fn the_webhook_configuration_keeps_system_namespaces_and_cluster_ip_servic
         );
     }
 }
+
+#[tokio::test]
+async fn with_enforce_a_withdrawn_exemption_takes_what_it_covered_with_it_ch_1() {
+    let env = TestEnv::connect().await.expect("control plane");
+    let (ns, _) = env.department("channels-withdraw").await.unwrap();
+    let (ok, text) = kubectl_stdin(
+        &env,
+        "create",
+        &exemption(&ns, "mirror", "mirror", "2030-01-01T00:00:00Z", true),
+    );
+    assert!(ok, "{text}");
+    authority_decides(&env, &ns, "mirror", "approve").await;
+    let approved = wait_phase(&env, &ns, "mirror", ExemptionPhase::Approved).await;
+    assert!(
+        approved
+            .metadata
+            .finalizers
+            .unwrap_or_default()
+            .contains(&"gongshu.io/channel-exemption".to_owned()),
+        "a filing with enforce holds its deletion"
+    );
+    eventually("the covered Service", || {
+        kubectl_stdin(&env, "create", &node_port(&ns, "mirror"))
+    })
+    .await;
+    let (ok, text) = kubectl(
+        &env,
+        &[
+            "delete",
+            "channelexemption",
+            "mirror",
+            "-n",
+            &ns,
+            "--wait=true",
+            "--timeout=45s",
+        ],
+    );
+    assert!(ok, "the deletion completed:\n{text}");
+    let services: Api<Service> = Api::namespaced(env.client.clone(), &ns);
+    assert!(
+        services.get_opt("mirror").await.unwrap().is_none(),
+        "the covered Service went with the withdrawn exemption"
+    );
+}

@@ -9,6 +9,7 @@ pub mod calendar;
 pub mod index;
 pub mod presets;
 pub mod rules;
+pub mod sla;
 pub mod status;
 pub mod v1alpha1;
 pub mod workflow;

@@ -23,6 +23,7 @@ pub struct Metrics {
     leader: IntGauge,
     backups: BackupGauges,
     admission: AdmissionMetrics,
+    breaches: IntCounterVec,
 }
 
 /// Admission and the channel scan (CH-1). Labels are bounded: `kind` by the kinds the webhook
@@ -30,6 +31,7 @@ pub struct Metrics {
 /// namespaces the platform engineers create.
 #[derive(Clone, Debug)]
 struct AdmissionMetrics {
+    requests: IntCounterVec,
     duration: HistogramVec,
     denials: IntCounterVec,
     violations: GaugeVec,
@@ -37,7 +39,7 @@ struct AdmissionMetrics {
 
 /// Admission review buckets, in seconds: the target is 2 ms at p99.
 const ADMISSION_BUCKETS: &[f64] = &[
-    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1,
+    0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1, 0.5, 1.0, 5.0,
 ];
 
 impl AdmissionMetrics {
@@ -49,6 +51,13 @@ impl AdmissionMetrics {
             )
             .buckets(ADMISSION_BUCKETS.to_vec()),
             &["kind"],
+        )?;
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "webhook_requests_total",
+                "Admission reviews answered, by admitted kind and result (allowed, denied, error: could not judge and failed closed).",
+            ),
+            &["kind", "result"],
         )?;
         let denials = IntCounterVec::new(
             Opts::new(
@@ -64,10 +73,12 @@ impl AdmissionMetrics {
             ),
             &["department", "kind"],
         )?;
+        registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(duration.clone()))?;
         registry.register(Box::new(denials.clone()))?;
         registry.register(Box::new(violations.clone()))?;
         Ok(Self {
+            requests,
             duration,
             denials,
             violations,
@@ -166,7 +177,16 @@ impl Metrics {
         registry.register(Box::new(leader.clone()))?;
         let backups = BackupGauges::new(&registry)?;
         let admission = AdmissionMetrics::new(&registry)?;
+        let breaches = IntCounterVec::new(
+            Opts::new(
+                "deadline_breaches_total",
+                "Steps that became overdue (SH-4, SUP-2), counted once when the status first records the breach, by the department that had to act and the step.",
+            ),
+            &["department", "step"],
+        )?;
+        registry.register(Box::new(breaches.clone()))?;
         Ok(Self {
+            breaches,
             backups,
             admission,
             registry,
@@ -178,9 +198,35 @@ impl Metrics {
         })
     }
 
-    /// Records one admission review of `kind` that took `seconds` and was denied for `rules`
-    /// (empty when admitted).
-    pub fn admission_review(&self, kind: &str, seconds: f64, rules: &[Option<&'static str>]) {
+    /// Records one admission review of `kind` (`other` when not a registered kind) that took
+    /// `seconds`, with its `result` (`allowed`, `denied`, `error`) and the rule of each problem
+    /// it was denied for.
+    pub fn admission_review(
+        &self,
+        kind: &str,
+        result: &str,
+        seconds: f64,
+        rules: &[Option<&'static str>],
+    ) {
+        const KINDS: &[&str] = &[
+            "DataCatalog",
+            "ShareGrant",
+            "Review",
+            "ChannelExemption",
+            "Service",
+            "Ingress",
+            "HTTPRoute",
+            "GRPCRoute",
+            "TCPRoute",
+            "TLSRoute",
+            "UDPRoute",
+            "ReferenceGrant",
+        ];
+        let kind = if KINDS.contains(&kind) { kind } else { "other" };
+        self.admission
+            .requests
+            .with_label_values(&[kind, result])
+            .inc();
         self.admission
             .duration
             .with_label_values(&[kind])
@@ -205,6 +251,27 @@ impl Metrics {
                 .with_label_values(&[department.as_str(), kind.as_str()])
                 .add(count as f64);
         }
+    }
+
+    /// Counts a step that became overdue (SUP-2), once, when the status first records it.
+    pub fn deadline_breached(&self, department: &str, step: &str) {
+        self.breaches.with_label_values(&[department, step]).inc();
+    }
+
+    /// Adds a collector (the leader's SLA gauges) to the registry.
+    pub fn register(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> Result<(), prometheus::Error> {
+        self.registry.register(collector)
+    }
+
+    /// Removes a collector registered with [`register`](Self::register).
+    pub fn unregister(
+        &self,
+        collector: Box<dyn prometheus::core::Collector>,
+    ) -> Result<(), prometheus::Error> {
+        self.registry.unregister(collector)
     }
 
     /// Counts a reconcile of `controller` and times it until the returned guard drops, so that

@@ -131,7 +131,9 @@ pub enum ShareMode {
 }
 
 /// Where a grant stands in its workflow.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 pub enum GrantPhase {
     /// Received; automatic checks have not run yet.
     Submitted,

@@ -49,6 +49,7 @@ async fn validate(
         Ok(request) => request,
         Err(error) => {
             warn!(%error, "malformed AdmissionReview");
+            metrics.admission_review("other", "error", started.elapsed().as_secs_f64(), &[]);
             return Json(AdmissionResponse::invalid(error.to_string()).into_review());
         }
     };
@@ -57,6 +58,7 @@ async fn validate(
     let name = request.name.clone();
     let namespace = request.namespace.clone().unwrap_or_default();
     let mut rules = Vec::new();
+    let mut result = "allowed";
     let response = match judge(&caches, &request) {
         Verdict::Admit(warnings) if warnings.is_empty() => response,
         Verdict::Admit(warnings) => {
@@ -65,15 +67,19 @@ async fn validate(
             response.warnings = Some(warnings);
             response
         }
-        Verdict::NotReady => response.deny("gongshu admission is starting and its caches are not synced yet; retry in a few seconds"),
+        Verdict::NotReady => {
+            result = "error";
+            response.deny("gongshu admission is starting and its caches are not synced yet; retry in a few seconds")
+        }
         Verdict::Deny(problems) => {
+            result = "denied";
             let message = admission::denial_message(&kind, &problems);
             info!(%kind, %namespace, %name, %message, "denied");
             rules = problems.iter().map(|p| p.rule).collect();
             response.deny(message)
         }
     };
-    metrics.admission_review(&kind, started.elapsed().as_secs_f64(), &rules);
+    metrics.admission_review(&kind, result, started.elapsed().as_secs_f64(), &rules);
     debug!(%kind, %namespace, %name, allowed = response.allowed, "admission review");
     Json(response.into_review())
 }

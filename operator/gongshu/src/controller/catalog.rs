@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use gongshu_api::{
+    sla,
     status::{condition, set_condition},
     v1alpha1::{
         CommonStatus, DataCatalog, DataCatalogStatus, LABEL_DEPARTMENT, Review, SubjectKind,
@@ -153,7 +154,27 @@ pub async fn reconcile(
         regulation_condition(regulation.fallback.as_deref(), Some(generation), now),
     );
     let requeue = requeue_at(outcome.next_wakeup, now);
+    let own = department.as_deref().unwrap_or("unknown");
+    let breached: Vec<(String, &'static str)> = outcome
+        .status
+        .workflow
+        .iter()
+        .flat_map(|item| {
+            let before = catalog
+                .status
+                .as_ref()
+                .and_then(|s| s.workflow.iter().find(|w| w.identifier == item.identifier))
+                .map(|w| w.deadlines.as_slice())
+                .unwrap_or_default();
+            sla::newly_breached(before, &item.deadlines)
+                .map(|d| (sla::department_of(&d.actor, own, None), d.step.as_str()))
+                .collect::<Vec<_>>()
+        })
+        .collect();
     let action = finish(&ctx, catalog.as_ref(), outcome.status, requeue).await?;
+    for (department, step) in &breached {
+        ctx.metrics.deadline_breached(department, step);
+    }
     publish_events(&ctx, catalog.as_ref(), &outcome.events).await;
     Ok(action)
 }

@@ -1,20 +1,23 @@
 //! The `ChannelExemption` controller: runs a filing's workflow (CH-1;
 //! `gongshu_api::workflow::exemption`) from the authority's Reviews and the objects it covers,
-//! and, when an ended filing says `enforce: true`, deletes what it covered.
+//! and, when a filing that says `enforce: true` ends, deletes what it covered: on expiry, on
+//! revocation, and when the department withdraws it by deleting it (a finalizer, on such
+//! filings only, holds the deletion until the covered objects are gone).
 
 use std::sync::Arc;
 
 use futures::StreamExt;
 use gongshu_api::{
     v1alpha1::{
-        ChannelExemption, ChannelExemptionStatus, CommonStatus, ExposedObject, Review, SubjectKind,
+        ChannelExemption, ChannelExemptionStatus, CommonStatus, ExemptionPhase, ExposedObject,
+        Review, SubjectKind,
     },
     workflow::exemption::{ExemptionFacts, evaluate},
 };
 use jiff::Timestamp;
 use kube::{
     Api, Client, ResourceExt,
-    api::DeleteParams,
+    api::{DeleteParams, Patch, PatchParams},
     core::DynamicObject,
     runtime::{Controller, controller::Action, reflector::ObjectRef, watcher},
 };
@@ -54,15 +57,30 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// The finalizer could not be added or removed.
+    #[error("cannot update the finalizers of ChannelExemption {namespace}/{name}: {source}")]
+    Finalizer {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
     /// The status could not be written.
     #[error(transparent)]
     Apply(#[from] ApplyError),
 }
 
+/// Holds the deletion of a filing with `enforce: true` until what it covered is removed.
+pub const FINALIZER: &str = "gongshu.io/channel-exemption";
+
 impl Categorized for Error {
     fn category(&self) -> &'static str {
         match self {
             Self::Delete { .. } => "channel_delete",
+            Self::Finalizer { .. } => "finalizer",
             Self::Apply(e) => e.category(),
         }
     }
@@ -118,6 +136,16 @@ pub async fn reconcile(
         })
         .cloned()
         .collect();
+    let has_finalizer = exemption.finalizers().iter().any(|f| f == FINALIZER);
+    if exemption.metadata.deletion_timestamp.is_some() {
+        if has_finalizer {
+            withdraw(&ctx, &channels, &exemption, &exposed).await?;
+        }
+        return Ok(Action::await_change());
+    }
+    if exemption.spec.enforce != has_finalizer {
+        set_finalizer(&ctx.client, &exemption, exemption.spec.enforce).await?;
+    }
     let now = Timestamp::now();
     let outcome = evaluate(&ExemptionFacts {
         namespace: &namespace,
@@ -143,6 +171,83 @@ pub async fn reconcile(
     let action = finish(&ctx, exemption.as_ref(), evaluation.status, requeue).await?;
     publish_events(&ctx, exemption.as_ref(), &evaluation.events).await;
     Ok(action)
+}
+
+/// The department deleted a filing with `enforce: true`: if it was in force, what it covered
+/// goes with it (a withdrawal, CH-1); then the deletion proceeds.
+async fn withdraw(
+    ctx: &Context,
+    channels: &Channels,
+    exemption: &ChannelExemption,
+    exposed: &[ExposedObject],
+) -> Result<(), Error> {
+    let namespace = exemption.namespace().unwrap_or_default();
+    let in_force = exemption
+        .status
+        .as_ref()
+        .and_then(|s| s.phase)
+        .is_some_and(|p| p == ExemptionPhase::Approved);
+    if in_force {
+        for object in exposed {
+            remove(&ctx.client, channels, &namespace, object).await?;
+        }
+        if !exposed.is_empty() {
+            let names: Vec<String> = exposed
+                .iter()
+                .map(|o| format!("{} {}", o.kind.as_str(), o.name))
+                .collect();
+            let event = gongshu_api::workflow::Event::normal(
+                gongshu_api::workflow::exemption::EVENT_REMOVED,
+                "Delete",
+                format!(
+                    "deleted with the withdrawn exemption (enforce: true): {}",
+                    names.join(", ")
+                ),
+            );
+            publish_events(ctx, exemption, &[event]).await;
+        }
+    }
+    set_finalizer(&ctx.client, exemption, false).await
+}
+
+/// Adds or removes [`FINALIZER`], keeping the others.
+async fn set_finalizer(
+    client: &Client,
+    exemption: &ChannelExemption,
+    on: bool,
+) -> Result<(), Error> {
+    let mut finalizers: Vec<String> = exemption
+        .finalizers()
+        .iter()
+        .filter(|f| *f != FINALIZER)
+        .cloned()
+        .collect();
+    if on {
+        finalizers.push(FINALIZER.to_owned());
+    }
+    // The resourceVersion makes this a compare-and-swap: a finalizer another controller added
+    // meanwhile is not lost.
+    let patch = serde_json::json!({"metadata": {
+        "finalizers": finalizers,
+        "resourceVersion": exemption.resource_version(),
+    }});
+    let namespace = exemption.namespace().unwrap_or_default();
+    match Api::<ChannelExemption>::namespaced(client.clone(), &namespace)
+        .patch(
+            &exemption.name_any(),
+            &PatchParams::default(),
+            &Patch::Merge(&patch),
+        )
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+        Err(source) => Err(Error::Finalizer {
+            namespace,
+            name: exemption.name_any(),
+            source,
+        }),
+    }
 }
 
 /// Deletes a covered object; one already gone is fine.

@@ -10,6 +10,7 @@
 use std::sync::Arc;
 
 use gongshu_api::{
+    sla,
     status::set_condition,
     v1alpha1::{CommonStatus, DataCatalog, Review, ShareGrant, ShareGrantStatus, SubjectKind},
     workflow::grant::{GrantFacts, ItemFacts, evaluate, is_final, served_terms},
@@ -177,7 +178,32 @@ async fn apply(grant: &ShareGrant, ctx: &Context, facts: &Facts) -> Result<Actio
         regulation_condition(regulation.fallback.as_deref(), Some(generation), now),
     );
     let requeue = requeue_at(outcome.next_wakeup, now);
+    let before = grant
+        .status
+        .as_ref()
+        .map(|s| s.deadlines.as_slice())
+        .unwrap_or_default();
+    let consumer = facts
+        .department_of(&namespace)
+        .unwrap_or_else(|| "unknown".to_owned());
+    let provider = outcome
+        .status
+        .provider
+        .as_ref()
+        .map(|p| p.department.clone());
+    let breached: Vec<(String, &'static str)> =
+        sla::newly_breached(before, &outcome.status.deadlines)
+            .map(|d| {
+                (
+                    sla::department_of(&d.actor, &consumer, provider.as_deref()),
+                    d.step.as_str(),
+                )
+            })
+            .collect();
     let action = finish(ctx, grant, outcome.status, requeue).await?;
+    for (department, step) in &breached {
+        ctx.metrics.deadline_breached(department, step);
+    }
     publish_events(ctx, grant, &outcome.events).await;
     Ok(action)
 }

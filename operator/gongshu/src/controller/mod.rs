@@ -17,6 +17,7 @@ pub mod isolation;
 pub mod open;
 pub mod regulation;
 pub mod review;
+pub mod sla;
 
 use std::{fmt, sync::Arc, time::Duration};
 

@@ -21,7 +21,7 @@ use crate::{
     channels::Channels,
     controller::{
         ApplyError, Context, Kind, backup, catalog, drive, error_policy, exemption, facts::Facts,
-        grant, isolation, reconcile_spec_only, regulation, watch_all,
+        grant, isolation, reconcile_spec_only, regulation, sla::SlaCollector, watch_all,
     },
     health::Health,
     shutdown::Shutdown,
@@ -148,6 +148,15 @@ pub async fn run(ctx: Arc<Context>, health: Arc<Health>, stop: Shutdown) {
     let facts = Facts::start(client, &stop);
     let catalogs = catalog::controller(client, &facts);
     let grants = grant::controller(client, &facts);
+    // The SLA gauges, for this term only: a standby exports none.
+    let sla = SlaCollector::new(grants.store(), catalogs.store(), facts.clone());
+    let sla = match sla.map(|c| (ctx.metrics.register(Box::new(c.clone())), c)) {
+        Ok((Ok(()), collector)) => Some(collector),
+        Ok((Err(e), _)) | Err(e) => {
+            warn!(error = %e, "cannot register the SLA gauges");
+            None
+        }
+    };
     let datasets = watch_all::<OpenDataset>(client);
     let policies = watch_all::<BackupPolicy>(client);
     let reviews = watch_all::<Review>(client);
@@ -223,4 +232,9 @@ pub async fn run(ctx: Arc<Context>, health: Arc<Health>, stop: Shutdown) {
     }
     readiness.abort();
     health.set_lists_ready(false);
+    if let Some(sla) = sla
+        && let Err(e) = ctx.metrics.unregister(Box::new(sla))
+    {
+        warn!(error = %e, "cannot unregister the SLA gauges");
+    }
 }
