@@ -8,8 +8,13 @@
 //!   plane that `cargo xtask test` started; [`cluster`] gives a test or a benchmark a control
 //!   plane of its own with operators it starts; [`observe`] reads logs, metrics and Events.
 //! - [`postgres`] starts a real PostgreSQL server on loopback for the data suites;
-//!   [`exchange`] starts `gongshu exchange` against a control plane.
+//!   [`exchange`] starts `gongshu exchange` against a control plane; [`s3`] a real S3 server,
+//!   and [`backup`] what a `BackupPolicy` needs around it.
+//! - [`alerting`] starts a real Prometheus and Alertmanager evaluating the repository's alert
+//!   rules, with a webhook receiver in the test process.
 
+pub mod alerting;
+pub mod backup;
 pub mod cluster;
 pub mod controlplane;
 pub mod exchange;

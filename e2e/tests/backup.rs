@@ -19,12 +19,11 @@ use std::{
 
 use gongshu_api::v1alpha1::BackupPolicy;
 use gongshu_e2e::{
+    backup::{self, BackupTarget, ready},
     cluster::operator_binary,
-    harness::{TestEnv, age_keygen, random_suffix},
+    harness::{TestEnv, age_keygen},
     postgres::Postgres,
-    s3::S3Server,
 };
-use k8s_openapi::api::core::v1::Secret;
 use kube::{
     Api,
     api::{Patch, PatchParams, PostParams},
@@ -39,11 +38,8 @@ struct Setup {
     env: TestEnv,
     ns: String,
     pg: Postgres,
-    s3: S3Server,
-    bucket: String,
-    dir: PathBuf,
-    /// The age identity file and its public key.
-    key: (PathBuf, String),
+    /// The directory, the S3 server and bucket, the age identity.
+    target: BackupTarget,
 }
 
 /// A new age identity file at `path` and its public key.
@@ -72,9 +68,12 @@ fn incompressible(path: &Path, mib: usize) {
 impl Setup {
     async fn new(name: &str) -> Self {
         let env = TestEnv::connect().await.expect("control plane");
-        let dir = std::env::temp_dir().join(format!("gongshu-backup-{name}-{}", random_suffix()));
-        std::fs::create_dir_all(dir.join("files")).unwrap();
-        let pg = Postgres::start(&dir.join("pg")).await.expect("postgres");
+        let target = BackupTarget::start(name)
+            .await
+            .expect("directory and S3 server");
+        let pg = Postgres::start(&target.dir.join("pg"))
+            .await
+            .expect("postgres");
         pg.psql(
             "postgres",
             &format!(
@@ -92,20 +91,13 @@ impl Setup {
             pg.psql("postgres", &format!("create database {db}"))
                 .expect("database");
         }
-        std::fs::write(dir.join("files/licences.csv"), "code,holder\na,x\nb,y\n").unwrap();
-        let s3 = S3Server::start().await.expect("S3 server");
-        let bucket = format!("offsite-{}", random_suffix());
-        s3.create_bucket(&bucket).await.expect("bucket");
         let (ns, _) = env.department("backup").await.expect("department");
-        let key = keygen(&dir.join("key.txt"));
+        target.install(&env, &ns).await.expect("S3 Secret");
         let setup = Self {
             env,
             ns,
             pg,
-            s3,
-            bucket,
-            dir,
-            key,
+            target,
         };
         setup
             .secret("db", json!({"uri": setup.pg.url("postgres")}))
@@ -113,23 +105,13 @@ impl Setup {
         setup
             .secret("scratch", json!({"uri": setup.pg.url("scratch")}))
             .await;
-        setup
-            .secret(
-                "offsite-s3",
-                json!({"accessKeyId": setup.s3.access_key(), "secretAccessKey": setup.s3.secret_key()}),
-            )
-            .await;
-        let identity = std::fs::read_to_string(&setup.key.0).unwrap();
+        let identity = std::fs::read_to_string(&setup.target.identity).unwrap();
         setup.secret("drill", json!({ "identity": identity })).await;
         setup
     }
 
     async fn secret(&self, name: &str, data: Value) {
-        let secret: Secret =
-            serde_json::from_value(json!({"metadata": {"name": name}, "stringData": data}))
-                .unwrap();
-        Api::<Secret>::namespaced(self.env.client.clone(), &self.ns)
-            .create(&PostParams::default(), &secret)
+        backup::secret(&self.env, &self.ns, name, data)
             .await
             .expect("secret");
     }
@@ -139,44 +121,27 @@ impl Setup {
     }
 
     fn local(&self) -> PathBuf {
-        self.dir.join("local")
+        self.target.local()
     }
 
-    /// An every-minute policy of the database and the files directory.
+    /// The harness's every-minute policy, with a restore drill every minute.
     fn policy(&self, name: &str, rpo: &str, sources: Value) -> BackupPolicy {
-        serde_json::from_value(json!({
-            "apiVersion": "gongshu.io/v1alpha1",
-            "kind": "BackupPolicy",
-            "metadata": {"name": name},
-            "spec": {
+        let mut policy = self.target.policy(name, rpo, sources);
+        policy.spec.verification = Some(
+            serde_json::from_value(json!({
                 "schedule": "* * * * *",
-                "sources": sources,
-                "encryption": {"recipients": [self.key.1]},
-                "destinations": {
-                    "local": {"path": self.local().to_string_lossy()},
-                    "offsite": {
-                        "endpoint": self.s3.endpoint(),
-                        "bucket": self.bucket,
-                        "prefix": "gongshu",
-                        "credentialsSecret": "offsite-s3",
-                    },
-                },
-                "retention": {"keepLast": 2},
-                "verification": {
-                    "schedule": "* * * * *",
-                    "identitySecretRef": {"name": "drill", "key": "identity"},
-                    "postgresSecretRef": {"name": "scratch", "key": "uri"},
-                },
-                "rpo": rpo,
-            }
-        }))
-        .unwrap()
+                "identitySecretRef": {"name": "drill", "key": "identity"},
+                "postgresSecretRef": {"name": "scratch", "key": "uri"},
+            }))
+            .unwrap(),
+        );
+        policy
     }
 
     fn db_and_files(&self) -> Value {
         json!([
             {"name": "db", "postgres": {"connectionSecretRef": {"name": "db", "key": "uri"}}},
-            {"name": "files", "path": self.dir.join("files").to_string_lossy()},
+            {"name": "files", "path": self.target.dir.join("files").to_string_lossy()},
         ])
     }
 
@@ -263,14 +228,6 @@ impl Setup {
     }
 }
 
-fn ready(p: &BackupPolicy) -> (String, String, String) {
-    p.status
-        .as_ref()
-        .and_then(|s| s.common.conditions.iter().find(|c| c.type_ == "Ready"))
-        .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
-        .unwrap_or_default()
-}
-
 /// `age -d -i key <file>`, then zstd: the plaintext of a stored object.
 fn age_decrypt(key: &Path, object: &Path) -> Vec<u8> {
     let out = Command::new("age")
@@ -302,21 +259,24 @@ async fn a_scheduled_backup_is_encrypted_to_both_destinations_restores_and_passe
 
     // The local copy, decrypted by the age CLI (SEC-1: only the private key opens it).
     let base = s.local().join(&s.ns).join(&name).join(&backup.id);
-    let residents = age_decrypt(&s.key.0, &base.join("db/public.residents.copy.zst.age"));
+    let residents = age_decrypt(
+        &s.target.identity,
+        &base.join("db/public.residents.copy.zst.age"),
+    );
     assert_eq!(
         residents.iter().filter(|b| **b == b'\n').count(),
         ROWS,
         "one COPY line per row"
     );
     assert!(residents.starts_with(b"1\tname-1\t1950-01-02\tline\\nbreak 1\n"));
-    let archive = age_decrypt(&s.key.0, &base.join("files/files.tar.zst.age"));
+    let archive = age_decrypt(&s.target.identity, &base.join("files/files.tar.zst.age"));
     assert!(
         archive.windows(18).any(|w| w == b"code,holder\na,x\nb,"),
         "the CSV is in the archive"
     );
     let manifest: Value =
         serde_json::from_slice(&std::fs::read(base.join("manifest.json")).unwrap()).unwrap();
-    assert_eq!(manifest["recipients"][0], s.key.1.as_str());
+    assert_eq!(manifest["recipients"][0], s.target.recipient.as_str());
     assert!(
         !String::from_utf8_lossy(
             &std::fs::read(base.join("db/public.residents.copy.zst.age")).unwrap()
@@ -326,7 +286,7 @@ async fn a_scheduled_backup_is_encrypted_to_both_destinations_restores_and_passe
     );
 
     // The off-site copy has the same objects.
-    let store = s.s3.object_store(&s.bucket).unwrap();
+    let store = s.target.s3.object_store(&s.target.bucket).unwrap();
     let listed: Vec<_> =
         futures::TryStreamExt::try_collect::<Vec<_>>(object_store::ObjectStore::list(
             &store,
@@ -351,11 +311,11 @@ async fn a_scheduled_backup_is_encrypted_to_both_destinations_restores_and_passe
         "--policy",
         &name,
         "--identity-file",
-        &s.key.0.to_string_lossy(),
+        &s.target.identity.to_string_lossy(),
         "--postgres",
         &s.pg.url("restored"),
         "--directory",
-        &s.dir.join("restored").to_string_lossy(),
+        &s.target.dir.join("restored").to_string_lossy(),
     ]);
     assert_eq!(code, 0, "restore: {out}{err}");
     assert_eq!(
@@ -379,12 +339,12 @@ async fn a_scheduled_backup_is_encrypted_to_both_destinations_restores_and_passe
         "a,b"
     );
     assert_eq!(
-        std::fs::read(s.dir.join("restored/files/licences.csv")).unwrap(),
-        std::fs::read(s.dir.join("files/licences.csv")).unwrap()
+        std::fs::read(s.target.dir.join("restored/files/licences.csv")).unwrap(),
+        std::fs::read(s.target.dir.join("files/licences.csv")).unwrap()
     );
 
     // The wrong key restores nothing and says why.
-    let stranger = keygen(&s.dir.join("stranger.txt"));
+    let stranger = keygen(&s.target.dir.join("stranger.txt"));
     let (code, _, err) = s.gongshu(&[
         "restore",
         "--namespace",
@@ -433,7 +393,7 @@ async fn a_scheduled_backup_is_encrypted_to_both_destinations_restores_and_passe
 #[tokio::test]
 async fn an_unreachable_s3_fails_the_run_cleanly_breaches_the_rpo_and_the_retry_succeeds_sec_1() {
     let mut s = Setup::new("s3down").await;
-    s.s3.stop().await.expect("stop S3");
+    s.target.s3.stop().await.expect("stop S3");
     let name = s
         .create(s.policy("offsite-down", "1m", s.db_and_files()))
         .await;
@@ -456,7 +416,7 @@ async fn an_unreachable_s3_fails_the_run_cleanly_breaches_the_rpo_and_the_retry_
         ready(&breached)
     );
 
-    s.s3.restart().await.expect("restart S3");
+    s.target.s3.restart().await.expect("restart S3");
     let recovered = s
         .wait(&name, FIRST_RUN, "a successful retry", |p| {
             p.status
@@ -473,8 +433,8 @@ async fn an_unreachable_s3_fails_the_run_cleanly_breaches_the_rpo_and_the_retry_
 #[tokio::test]
 async fn a_runner_killed_mid_upload_is_reported_lost_and_its_run_retried_sec_1() {
     let s = Setup::new("kill9").await;
-    incompressible(&s.dir.join("files/big.bin"), 16);
-    let sources = json!([{"name": "files", "path": s.dir.join("files").to_string_lossy()}]);
+    incompressible(&s.target.dir.join("files/big.bin"), 16);
+    let sources = s.target.files_source();
     let mut policy = s.policy("big", "2h", sources);
     // zstd's slowest level keeps the run going long enough to be caught mid-upload.
     policy.spec.compression.level = 19;
@@ -538,8 +498,8 @@ async fn a_full_local_disk_fails_the_run_and_leaves_nothing_listed_sec_1() {
         .expect("mount");
     assert!(mounted.success(), "mounting a 4 MiB tmpfs needs root");
     let _mounted = Mounted(s.local());
-    incompressible(&s.dir.join("files/big.bin"), 16);
-    let sources = json!([{"name": "files", "path": s.dir.join("files").to_string_lossy()}]);
+    incompressible(&s.target.dir.join("files/big.bin"), 16);
+    let sources = s.target.files_source();
     let name = s.create(s.policy("full-disk", "2h", sources)).await;
     let failed = s.failure(&name).await;
     let failure = failed.status.unwrap().last_failure.unwrap();
@@ -549,7 +509,7 @@ async fn a_full_local_disk_fails_the_run_and_leaves_nothing_listed_sec_1() {
         "{failure:?}"
     );
     assert!(s.local_manifests().is_empty());
-    let store = s.s3.object_store(&s.bucket).unwrap();
+    let store = s.target.s3.object_store(&s.target.bucket).unwrap();
     let offsite: Vec<_> =
         futures::TryStreamExt::try_collect::<Vec<_>>(object_store::ObjectStore::list(&store, None))
             .await

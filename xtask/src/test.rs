@@ -47,21 +47,16 @@ pub async fn run_all(lint: bool, cargo_args: &[String]) -> Result {
     };
     gongshu_e2e::operator::install(&bins.kubectl, plane.kubeconfig(), &repo())?;
     let log = dir.join("logs").join("operator.log");
-    let temp_dir = std::env::temp_dir().to_string_lossy().into_owned();
+    // Backup runs (e2e/tests/backup.rs): faults are noticed and retried in seconds, and the
+    // suites' local destinations are temporary directories.
+    let backup_env = gongshu_e2e::backup::operator_env();
+    let mut env = vec![("RUST_LOG", "info,gongshu=debug,kube=warn")];
+    env.extend(backup_env.iter().map(|(k, v)| (*k, v.as_str())));
     let operator = gongshu_e2e::operator::start(
         &target_dir().join("debug").join("gongshu"),
         &dir,
         &log,
-        &[
-            ("RUST_LOG", "info,gongshu=debug,kube=warn"),
-            // Backup runs (e2e/tests/backup.rs): faults are noticed and retried in seconds.
-            ("GONGSHU_BACKUP_LOST_AFTER_SECONDS", "8"),
-            ("GONGSHU_BACKUP_RETRY_SECONDS", "3"),
-            ("GONGSHU_BACKUP_S3_RETRY_SECONDS", "3"),
-            ("GONGSHU_BACKUP_PROGRESS_SECONDS", "1"),
-            // The suites' local destinations are temporary directories.
-            ("GONGSHU_BACKUP_LOCAL_ROOT", &temp_dir),
-        ],
+        &env,
     )
     .await?;
     // The webhook must be registered before the suites create objects.
