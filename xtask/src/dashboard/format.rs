@@ -95,9 +95,16 @@ fn duration(seconds: f64) -> String {
     format!("{} {unit}", number(seconds / divisor))
 }
 
-/// Nice axis bounds and ticks for `lo..hi`, about `count` of them. Seconds get steps of
-/// whole minutes, hours and days.
+/// Round axis ticks covering `lo..hi`, about `count` of them. Seconds get steps of whole
+/// minutes, hours and days, bytes of binary prefixes.
 pub fn ticks(lo: f64, hi: f64, count: usize, unit: &str) -> Vec<f64> {
+    if unit == "bytes" {
+        // Round numbers of the largest binary prefix the values reach: 512 B, 1 KiB, 1.5 KiB.
+        let largest = hi.abs().max(lo.abs()).max(1.0);
+        let scale = 1024f64.powf(largest.log(1024.0).floor());
+        let scaled = ticks(lo / scale, hi / scale, count, "");
+        return scaled.into_iter().map(|t| t * scale).collect();
+    }
     let raw = (hi - lo) / count.max(1) as f64;
     const SECONDS: [f64; 16] = [
         1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 7200.0,
@@ -165,6 +172,10 @@ mod tests {
     fn ticks_are_round_numbers_and_minutes() {
         assert_eq!(ticks(0.0, 9.0, 4, "short"), vec![0.0, 2.5, 5.0, 7.5, 10.0]);
         assert_eq!(ticks(0.0, 250.0, 4, "s"), vec![0.0, 120.0, 240.0, 360.0]);
+        assert_eq!(
+            ticks(0.0, 1500.0, 3, "bytes"),
+            vec![0.0, 512.0, 1024.0, 1536.0]
+        );
         assert_eq!(
             time_ticks(100.0, 1900.0, 3, 0.0),
             vec![600.0, 1200.0, 1800.0]

@@ -62,23 +62,35 @@ pub async fn render(args: RenderArgs) -> Result {
     let offset = f64::from(end.offset().seconds());
     let client = prom::Client::new(&args.prometheus);
 
-    let mut blocks = Vec::new();
-    for value in &dashboard.panels {
-        let panel = match serde_json::from_value::<Panel>(value.clone()) {
-            Ok(panel) => panel,
-            Err(e) => {
-                let grid = serde_json::from_value(value["gridPos"].clone()).unwrap_or_default();
-                blocks.push(panel_block(
-                    &Panel {
-                        grid_pos: grid,
+    // Panels as read (or why not), then moved up into free space as Grafana's grid does.
+    let mut panels: Vec<(Panel, Option<String>)> = dashboard
+        .panels
+        .iter()
+        .map(
+            |value| match serde_json::from_value::<Panel>(value.clone()) {
+                Ok(panel) => (panel, None),
+                Err(e) => {
+                    let grid_pos =
+                        serde_json::from_value(value["gridPos"].clone()).unwrap_or_default();
+                    let panel = Panel {
+                        grid_pos,
                         ..Panel::default()
-                    },
-                    |w, h| svg::message(&format!("cannot read this panel: {e}"), w, h),
-                ));
-                continue;
-            }
-        };
-        blocks.push(block(&client, &panel, &vars, &range, offset).await?);
+                    };
+                    (panel, Some(format!("cannot read this panel: {e}")))
+                }
+            },
+        )
+        .collect();
+    let grid: Vec<_> = panels.iter().map(|(p, _)| p.grid_pos).collect();
+    for ((panel, _), compacted) in panels.iter_mut().zip(page::compact(&grid)) {
+        panel.grid_pos = compacted;
+    }
+    let mut blocks = Vec::new();
+    for (panel, error) in &panels {
+        blocks.push(match error {
+            Some(e) => panel_block(panel, |w, h| svg::message(e, w, h)),
+            None => block(&client, panel, &vars, &range, offset).await?,
+        });
     }
 
     let about = format!(

@@ -34,6 +34,38 @@ pub fn place(grid: GridPos, width: f64) -> Rect {
     }
 }
 
+/// The positions after Grafana's vertical compaction (react-grid-layout's): in order of row
+/// then column, each panel moves up while the space above is free, so a panel never sits below
+/// a gap it fits in.
+pub fn compact(grid: &[GridPos]) -> Vec<GridPos> {
+    let overlaps = |a: &GridPos, b: &GridPos| {
+        a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h.max(1) && b.y < a.y + a.h.max(1)
+    };
+    let mut order: Vec<usize> = (0..grid.len()).collect();
+    order.sort_by_key(|&i| (grid[i].y, grid[i].x));
+    let mut placed: Vec<GridPos> = Vec::new();
+    let mut out = grid.to_vec();
+    for i in order {
+        let mut item = grid[i];
+        while item.y > 0 {
+            let up = GridPos {
+                y: item.y - 1,
+                ..item
+            };
+            if placed.iter().any(|p| overlaps(p, &up)) {
+                break;
+            }
+            item = up;
+        }
+        while let Some(below) = placed.iter().find(|p| overlaps(p, &item)) {
+            item.y = below.y + below.h.max(1);
+        }
+        placed.push(item);
+        out[i] = item;
+    }
+    out
+}
+
 /// The grid's width on the page.
 pub fn grid_width() -> f64 {
     WIDTH - 2.0 * PADDING
@@ -182,6 +214,22 @@ mod tests {
             }
         );
         assert_eq!(body_size(right_third), (496.0, 142.0));
+    }
+
+    #[test]
+    fn panels_move_up_into_free_space_but_not_past_a_row() {
+        let grid = |x, y, w, h| GridPos { x, y, w, h };
+        let layout = [
+            grid(0, 0, 24, 1),  // row
+            grid(0, 1, 4, 5),   // stat
+            grid(8, 1, 16, 10), // table
+            grid(0, 11, 8, 5),  // under the stat: moves up to y 6
+            grid(8, 11, 8, 5),  // under the table: stays
+            grid(0, 16, 24, 1), // row: up to the lowest panel above it
+            grid(0, 30, 12, 8), // up to under the row
+        ];
+        let ys: Vec<u32> = compact(&layout).iter().map(|g| g.y).collect();
+        assert_eq!(ys, [0, 1, 1, 6, 11, 16, 17]);
     }
 
     #[test]
