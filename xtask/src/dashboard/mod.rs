@@ -16,7 +16,7 @@ mod prom;
 mod svg;
 mod table;
 
-use model::{Dashboard, Panel, TimeRange};
+use model::{Dashboard, GridPos, Panel, TimeRange};
 use page::Block;
 use prom::Series;
 
@@ -70,8 +70,12 @@ pub async fn render(args: RenderArgs) -> Result {
             |value| match serde_json::from_value::<Panel>(value.clone()) {
                 Ok(panel) => (panel, None),
                 Err(e) => {
+                    // Unplaceable too: last, where compaction finds room.
                     let grid_pos =
-                        serde_json::from_value(value["gridPos"].clone()).unwrap_or_default();
+                        serde_json::from_value(value["gridPos"].clone()).unwrap_or(GridPos {
+                            y: 10_000,
+                            ..GridPos::default()
+                        });
                     let panel = Panel {
                         grid_pos,
                         ..Panel::default()
@@ -120,7 +124,9 @@ async fn block(
         "row" => {
             let mut title = model::substitute(&panel.title, vars);
             if panel.collapsed {
-                title.push_str(&format!(" (collapsed: {} panels)", panel.panels.len()));
+                let n = panel.panels.len();
+                let panels = if n == 1 { "panel" } else { "panels" };
+                title.push_str(&format!(" (collapsed: {n} {panels})"));
             }
             return Ok(Block::Heading { rect, title });
         }

@@ -66,13 +66,25 @@ pub struct Panel {
 }
 
 /// A panel's place on the dashboard's 24-column grid (`h` in grid rows).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(default)]
 pub struct GridPos {
     pub x: u32,
     pub y: u32,
     pub w: u32,
     pub h: u32,
+}
+
+/// Grafana's size for a new panel.
+impl Default for GridPos {
+    fn default() -> Self {
+        Self {
+            x: 0,
+            y: 0,
+            w: 12,
+            h: 8,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

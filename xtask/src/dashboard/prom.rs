@@ -60,7 +60,7 @@ impl Client {
             .query(params)
             .send()
             .await
-            .map_err(|e| Error::Unreachable(format!("{url}: {e}")))?;
+            .map_err(|e| Error::Unreachable(e.to_string()))?;
         let status = response.status();
         let body: Value = response
             .json()

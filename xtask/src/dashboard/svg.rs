@@ -30,16 +30,35 @@ fn open(width: f64, height: f64) -> String {
     )
 }
 
-/// A centered message (`No data`, a query error).
+/// A centered message (`No data`, a query's error), wrapped at words to the width.
 pub fn message(text: &str, width: f64, height: f64) -> String {
+    let per_line = ((width - 16.0) / 7.5).max(8.0) as usize;
+    let mut lines: Vec<String> = vec![String::new()];
+    for word in text.split_whitespace() {
+        let line = lines.last_mut().map_or(0, |l| l.chars().count());
+        if line > 0 && line + 1 + word.chars().count() > per_line {
+            lines.push(String::new());
+        }
+        if let Some(line) = lines.last_mut() {
+            if !line.is_empty() {
+                line.push(' ');
+            }
+            line.push_str(word);
+        }
+    }
+    lines.truncate(((height - 8.0) / 18.0).max(1.0) as usize);
     let mut svg = open(width, height);
-    let _ = write!(
-        svg,
-        r#"<text x="{:.1}" y="{:.1}" fill="{WEAK}" text-anchor="middle" font-size="14">{}</text></svg>"#,
-        width / 2.0,
-        height / 2.0,
-        escape(text)
-    );
+    let top = height / 2.0 - (lines.len() as f64 - 1.0) * 9.0 + 5.0;
+    for (i, line) in lines.iter().enumerate() {
+        let _ = write!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" fill="{WEAK}" text-anchor="middle" font-size="14">{}</text>"#,
+            width / 2.0,
+            top + i as f64 * 18.0,
+            escape(line)
+        );
+    }
+    svg.push_str("</svg>");
     svg
 }
 
@@ -53,7 +72,7 @@ pub fn timeseries(
     width: f64,
     height: f64,
 ) -> String {
-    let legend = legend_lines(series, width);
+    let legend = legend_lines(series, width, height);
     let legend_height = legend.len() as f64 * 18.0;
     // Each layer: points as (time, bottom, top); bars stack on the ones drawn before.
     let mut stacks: BTreeMap<i64, f64> = BTreeMap::new();
@@ -213,9 +232,9 @@ pub fn timeseries(
     svg
 }
 
-/// The legend's items in lines that fit `width`, each item with its width; at most a third
-/// of the panel's lines, the last one saying how many did not fit.
-fn legend_lines(series: &[Shown], width: f64) -> Vec<Vec<(Shown, f64)>> {
+/// The legend's items in lines that fit `width`, each item with its width; at most three
+/// lines and a third of `height`, the last one ending with how many did not fit.
+fn legend_lines(series: &[Shown], width: f64, height: f64) -> Vec<Vec<(Shown, f64)>> {
     let mut lines: Vec<Vec<(Shown, f64)>> = vec![];
     let mut used = f64::INFINITY;
     for s in series {
@@ -229,17 +248,24 @@ fn legend_lines(series: &[Shown], width: f64) -> Vec<Vec<(Shown, f64)>> {
             line.push((s.clone(), item));
         }
     }
-    const MAX_LINES: usize = 3;
-    if lines.len() > MAX_LINES {
-        let hidden: usize = lines[MAX_LINES - 1..].iter().map(Vec::len).sum();
-        lines.truncate(MAX_LINES - 1);
-        let more = Shown {
-            name: format!("… and {hidden} more"),
-            color: "transparent".into(),
-            field: Field::default(),
-            points: vec![],
-        };
-        lines.push(vec![(more, 0.0)]);
+    let max_lines = (height * 0.3 / 18.0).clamp(1.0, 3.0) as usize;
+    if lines.len() > max_lines {
+        let mut hidden: usize = lines[max_lines..].iter().map(Vec::len).sum();
+        lines.truncate(max_lines);
+        if let Some(last) = lines.last_mut() {
+            // Room for the marker at the end of the last line.
+            while last.len() > 1 && last.iter().map(|(_, w)| w).sum::<f64>() + 90.0 > width - 20.0 {
+                last.pop();
+                hidden += 1;
+            }
+            let more = Shown {
+                name: format!("… and {hidden} more"),
+                color: "transparent".into(),
+                field: Field::default(),
+                points: vec![],
+            };
+            last.push((more, 0.0));
+        }
     }
     lines
 }
@@ -325,8 +351,9 @@ pub fn stat(values: &[(String, f64, Field)], background: bool, width: f64, heigh
     svg
 }
 
-/// Horizontal bars from 0 to the largest value, the name above each bar and the value at its
-/// right; an unfilled track behind when `unfilled`.
+/// Horizontal bars from 0 to the largest value with the value at their right; each name above
+/// its bar when a row has room for both, otherwise in a column at the left. An unfilled track
+/// behind the bars when `unfilled`.
 pub fn bargauge(
     values: &[(String, f64, Field)],
     unfilled: bool,
@@ -340,39 +367,49 @@ pub fn bargauge(
         .filter(|v| v.is_finite())
         .fold(0.0f64, f64::max);
     let max = if max > 0.0 { max } else { 1.0 };
+    let longest = |texts: &mut dyn Iterator<Item = usize>| texts.max().unwrap_or(1) as f64;
     let row = (height / values.len().max(1) as f64).min(48.0);
+    let above = row >= 34.0;
+    let name_width = if above {
+        0.0
+    } else {
+        (longest(&mut values.iter().map(|(n, _, _)| n.chars().count())) * CHAR + 10.0)
+            .min(width * 0.4)
+    };
     let texts: Vec<(String, String)> = values.iter().map(|(_, v, f)| display(*v, f)).collect();
-    let value_width = texts
-        .iter()
-        .map(|(t, _)| t.chars().count())
-        .max()
-        .unwrap_or(1) as f64
-        * 9.0
-        + 12.0;
-    let bar_width = (width - value_width).max(10.0);
+    let value_size = (row * 0.6).clamp(9.0, 16.0);
+    let value_width =
+        longest(&mut texts.iter().map(|(t, _)| t.chars().count())) * value_size * 0.6 + 12.0;
+    let bar_width = (width - name_width - value_width).max(10.0);
     for (i, ((name, value, _), (text, color))) in values.iter().zip(&texts).enumerate() {
         let y0 = i as f64 * row;
-        let bar_h = (row - 18.0).clamp(4.0, 24.0);
-        let fill = (value.max(0.0) / max).min(1.0) * bar_width;
+        let (bar_y, bar_h) = if above {
+            (y0 + 16.0, (row - 20.0).clamp(4.0, 24.0))
+        } else {
+            (y0 + 2.0, (row - 4.0).max(2.0))
+        };
+        let name_y = if above {
+            y0 + 12.0
+        } else {
+            bar_y + bar_h / 2.0 + 4.0
+        };
         let _ = write!(
             svg,
-            r#"<text x="0" y="{:.1}" fill="{TEXT}">{}</text>"#,
-            y0 + 12.0,
+            r#"<text x="0" y="{name_y:.1}" fill="{TEXT}">{}</text>"#,
             escape(name)
         );
         if unfilled {
             let _ = write!(
                 svg,
-                r##"<rect x="0" y="{:.1}" width="{bar_width:.1}" height="{bar_h:.1}" fill="#25282D"/>"##,
-                y0 + 16.0
+                r##"<rect x="{name_width:.1}" y="{bar_y:.1}" width="{bar_width:.1}" height="{bar_h:.1}" fill="#25282D"/>"##
             );
         }
+        let fill = (value.max(0.0) / max).min(1.0) * bar_width;
         let _ = write!(
             svg,
-            r#"<rect x="0" y="{0:.1}" width="{fill:.1}" height="{bar_h:.1}" fill="{color}"/><text x="{1:.1}" y="{2:.1}" fill="{color}" font-size="16">{3}</text>"#,
-            y0 + 16.0,
-            bar_width + 8.0,
-            y0 + 16.0 + bar_h / 2.0 + 6.0,
+            r#"<rect x="{name_width:.1}" y="{bar_y:.1}" width="{fill:.1}" height="{bar_h:.1}" fill="{color}"/><text x="{:.1}" y="{:.1}" fill="{color}" font-size="{value_size:.0}">{}</text>"#,
+            name_width + bar_width + 8.0,
+            bar_y + bar_h / 2.0 + value_size * 0.35,
             escape(text)
         );
     }
@@ -481,9 +518,21 @@ mod tests {
         ];
         let svg = bargauge(&values, true, 300.0, 120.0);
         assert!(
-            svg.contains(r#"width="279.0""#),
+            svg.contains(r#"width="278.4""#),
             "the largest fills the track: {svg}"
         );
-        assert!(svg.contains(r#"width="69.8""#), "a quarter of it: {svg}");
+        assert!(svg.contains(r#"width="69.6""#), "a quarter of it: {svg}");
+        // Eight bars in 120 px: names move to the left of their bars.
+        let eight: Vec<_> = (0..8)
+            .map(|i| (format!("p{i}"), 1.0, Field::default()))
+            .collect();
+        assert!(bargauge(&eight, true, 300.0, 120.0).contains(r#"<rect x="23.2""#));
+    }
+
+    #[test]
+    fn long_messages_wrap_at_words() {
+        let text = "query A: bad_data: 1:5: parse error: unclosed left parenthesis";
+        let svg = message(text, 200.0, 100.0);
+        assert_eq!(svg.matches("<text").count(), 3, "{svg}");
     }
 }
