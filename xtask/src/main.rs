@@ -10,6 +10,7 @@ use std::{
 use clap::{Parser, Subcommand};
 use gongshu_e2e::{controlplane, upstream};
 
+mod dashboard;
 mod demo;
 mod test;
 
@@ -50,6 +51,11 @@ enum Cmd {
         #[arg(last = true)]
         cargo_args: Vec<String>,
     },
+    /// Dashboards without a Grafana.
+    Dashboard {
+        #[command(subcommand)]
+        action: DashboardAction,
+    },
     /// Run a benchmark program (release build) and record its report in `bench/results/`:
     /// `scale` (the workflow at 1,000 departments and 10,000 grants).
     Bench {
@@ -59,6 +65,13 @@ enum Cmd {
         #[arg(last = true)]
         args: Vec<String>,
     },
+}
+
+#[derive(Subcommand)]
+enum DashboardAction {
+    /// Run the dashboard's queries against a Prometheus and draw its panels into a static
+    /// `index.html`, then screenshot it to `dashboard.png` if `chromium` is on the PATH.
+    Render(dashboard::RenderArgs),
 }
 
 #[derive(Subcommand)]
@@ -108,6 +121,9 @@ fn main() -> ExitCode {
                 no_lint,
                 cargo_args,
             } => test::run_all(!no_lint, &cargo_args).await,
+            Cmd::Dashboard {
+                action: DashboardAction::Render(args),
+            } => dashboard::render(args).await,
             Cmd::Bench { name, args } => bench(&name, &args),
         }
     });
