@@ -47,13 +47,12 @@ use kube::ResourceExt;
 use serde::Serialize;
 
 pub use self::month::{Month, MonthError};
+/// The row of the data authority (its namespace is not a department), as in the metrics.
+pub use crate::sla::AUTHORITY;
 use crate::{
     presets::Step,
     v1alpha1::{DataCatalog, DataCatalogStatus, ShareGrant, ShareGrantStatus},
 };
-
-/// The row of the data authority (its namespace is not a department).
-pub const AUTHORITY: &str = "authority";
 
 /// The articles a report rests on, for its header.
 pub const BASIS: [Basis; 2] = [

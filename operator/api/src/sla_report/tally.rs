@@ -11,6 +11,7 @@ use super::{
 };
 use crate::{
     presets::Step,
+    sla::department_of,
     v1alpha1::{DeadlineStatus, ItemReview, ShareGrantStatus},
     workflow::grant::OPERATOR,
 };
@@ -111,12 +112,8 @@ impl<'a> Tally<'a> {
             row.requests_received += u32::try_from(received).unwrap_or(u32::MAX);
         }
         for d in &status.deadlines {
-            let actor = match d.actor.as_str() {
-                AUTHORITY => AUTHORITY,
-                "provider" => provider.as_deref().unwrap_or(&consumer),
-                _ => &consumer,
-            }
-            .to_owned();
+            // The same attribution as the SLA metrics (`crate::sla`).
+            let actor = department_of(&d.actor, &consumer, provider.as_deref());
             self.step(&actor, d);
         }
         self.grant_decisions(status);
@@ -225,11 +222,7 @@ impl<'a> Tally<'a> {
                 self.decision(by, at.0, outcome);
             }
             for d in &flow.deadlines {
-                let actor = if d.actor == AUTHORITY {
-                    AUTHORITY.to_owned()
-                } else {
-                    department.clone()
-                };
+                let actor = department_of(&d.actor, &department, None);
                 self.step(&actor, d);
             }
         }
