@@ -10,6 +10,7 @@ pub mod index;
 pub mod presets;
 pub mod rules;
 pub mod sla;
+pub mod sla_report;
 pub mod status;
 pub mod v1alpha1;
 pub mod workflow;

@@ -1,5 +1,6 @@
-//! The command line: `gongshu [--log-format text|json] <operator|exchange|audit|backup|crd>`, each flag with an
-//! environment variable fallback for use in a pod spec.
+//! The command line: `gongshu [--log-format text|json]
+//! <operator|exchange|audit|backup|crd|report>`, each flag with an environment variable
+//! fallback for use in a pod spec.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
@@ -41,6 +42,9 @@ pub enum Command {
     Crd(CrdArgs),
     /// Run, verify, list and restore encrypted backups of a `BackupPolicy`.
     Backup(Box<crate::backup::cli::BackupArgs>),
+    /// Print the monthly SLA report per department: requests, decisions, on-time rate per
+    /// step, breaches and open overdue steps (SUP-1, SUP-2).
+    Report(Box<crate::report::ReportArgs>),
 }
 
 /// `gongshu exchange`.

@@ -17,6 +17,7 @@ pub mod health;
 pub mod leader;
 pub mod metrics;
 pub mod operator;
+pub mod report;
 pub mod secret;
 pub mod shutdown;
 pub mod telemetry;

@@ -43,6 +43,21 @@ fn main() -> ExitCode {
                 .await
                 .map_err(|e| e.to_string())
         }),
+        // Exit 2 on any error, as for a usage error: the report is all or nothing.
+        Command::Report(args) => {
+            return match block_on(async move {
+                gongshu::report::run(&args).await.map_err(|e| {
+                    tracing::debug!(category = e.category(), "report failed");
+                    e.to_string()
+                })
+            }) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(message) => {
+                    eprintln!("error: {message}");
+                    ExitCode::from(2)
+                }
+            };
+        }
         // Exit 1 when the chain is broken (the report says where), 2 when it cannot be read.
         Command::Audit(args) => {
             return match block_on(
