@@ -9,12 +9,14 @@
 //!   plane of its own with operators it starts; [`observe`] reads logs, metrics and Events.
 //! - [`postgres`] starts a real PostgreSQL server on loopback for the data suites;
 //!   [`exchange`] starts `gongshu exchange` against a control plane.
+//! - [`helm`] builds Helm from its Go module and renders, lints and installs the chart.
 
 pub mod cluster;
 pub mod controlplane;
 pub mod exchange;
 pub mod fixtures;
 pub mod harness;
+pub mod helm;
 pub mod observe;
 pub mod operator;
 pub mod pki;
