@@ -590,6 +590,19 @@ async fn the_apiserver_admits_every_rendering_in_a_restricted_namespace() {
             "{extra:?}: the apiserver warns about Pod Security:\n{stderr}"
         );
     }
+    // The control: the same Deployment without its container securityContext is warned about,
+    // so the silence above is the apiserver's verdict, not a check that never ran.
+    let docs = render(&ns, &[]);
+    let mut insecure = find(&docs, "Deployment", "gongshu-operator").clone();
+    insecure["spec"]["template"]["spec"]["containers"][0]
+        .as_mapping_mut()
+        .unwrap()
+        .remove("securityContext");
+    let stderr = dry_run(&env, &serde_yaml::to_string(&insecure).unwrap());
+    assert!(
+        stderr.contains("would violate PodSecurity \"restricted"),
+        "no Pod Security warning for a container without securityContext:\n{stderr}"
+    );
 }
 
 async fn allowed(
