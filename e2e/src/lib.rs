@@ -12,6 +12,7 @@
 //!   and [`backup`] what a `BackupPolicy` needs around it.
 //! - [`alerting`] starts a real Prometheus and Alertmanager evaluating the repository's alert
 //!   rules, with a webhook receiver in the test process.
+//! - [`helm`] builds Helm from its Go module and renders, lints and installs the chart.
 
 pub mod alerting;
 pub mod backup;
@@ -20,6 +21,7 @@ pub mod controlplane;
 pub mod exchange;
 pub mod fixtures;
 pub mod harness;
+pub mod helm;
 pub mod observe;
 pub mod operator;
 pub mod pki;

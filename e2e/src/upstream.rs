@@ -39,37 +39,10 @@ pub const GATEWAY_API_CRDS: [&str; 8] = [
 /// Go's module cache when missing (a 3 MiB zip; offline once cached). The experimental channel,
 /// because only it serves every route kind, TCPRoute, TLSRoute and UDPRoute included.
 pub fn ensure_gateway_api(repo: &Path) -> Result<PathBuf, Error> {
-    let module = repo.join("e2e/upstream/gateway-api");
-    let args = ["mod", "download", "-json", "sigs.k8s.io/gateway-api"];
-    let out = Command::new("go")
-        .current_dir(&module)
-        .args(args)
-        .output()
-        .map_err(|e| Error::Spawn {
-            program: "go".into(),
-            source: e,
-        })?;
-    // `-json` reports the failure in `Error` on stdout; stderr may say more.
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
-    let dir = json["Dir"].as_str().map(PathBuf::from);
-    let dir = match dir {
-        Some(dir) if out.status.success() => dir,
-        _ => {
-            return Err(Error::Download {
-                command: format!("go {}", args.join(" ")),
-                dir: module,
-                status: out.status.to_string(),
-                stderr: [
-                    json["Error"].as_str().unwrap_or_default(),
-                    String::from_utf8_lossy(&out.stderr).trim(),
-                ]
-                .into_iter()
-                .filter(|said| !said.is_empty())
-                .collect::<Vec<_>>()
-                .join("\n"),
-            });
-        }
-    };
+    let dir = go_mod_download(
+        &repo.join("e2e/upstream/gateway-api"),
+        "sigs.k8s.io/gateway-api",
+    )?;
     let crds = dir.join("config/crd/experimental");
     for file in gateway_api_crd_files(&crds) {
         if !file.exists() {
@@ -80,6 +53,39 @@ pub fn ensure_gateway_api(repo: &Path) -> Result<PathBuf, Error> {
         }
     }
     Ok(crds)
+}
+
+/// `go mod download` of the module `path` pinned in `module` (a directory with a `go.mod`)
+/// into Go's module cache; returns the directory holding its files. Offline once cached.
+pub(crate) fn go_mod_download(module: &Path, path: &str) -> Result<PathBuf, Error> {
+    let args = ["mod", "download", "-json", path];
+    let out = Command::new("go")
+        .current_dir(module)
+        .args(args)
+        .output()
+        .map_err(|e| Error::Spawn {
+            program: "go".into(),
+            source: e,
+        })?;
+    // `-json` reports the failure in `Error` on stdout; stderr may say more.
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let dir = json["Dir"].as_str().map(PathBuf::from);
+    match dir {
+        Some(dir) if out.status.success() => Ok(dir),
+        _ => Err(Error::Download {
+            command: format!("go {}", args.join(" ")),
+            dir: module.to_path_buf(),
+            status: out.status.to_string(),
+            stderr: [
+                json["Error"].as_str().unwrap_or_default(),
+                String::from_utf8_lossy(&out.stderr).trim(),
+            ]
+            .into_iter()
+            .filter(|said| !said.is_empty())
+            .collect::<Vec<_>>()
+            .join("\n"),
+        }),
+    }
 }
 
 /// The files of [`GATEWAY_API_CRDS`] in a CRD directory of the Gateway API module.
@@ -232,7 +238,12 @@ pub fn ensure_built(repo: &Path) -> Result<Binaries, Error> {
 
 /// `go build` of `packages` in `module`. `out` is the binary for one package (Go would name
 /// `go.etcd.io/etcd/server/v3` after `server`), or the directory for several.
-fn go_build(module: &Path, ldflags: &str, out: &Path, packages: &[&str]) -> Result<(), Error> {
+pub(crate) fn go_build(
+    module: &Path,
+    ldflags: &str,
+    out: &Path,
+    packages: &[&str],
+) -> Result<(), Error> {
     let dir = if packages.len() == 1 {
         out.parent().unwrap_or(Path::new("."))
     } else {

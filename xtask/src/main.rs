@@ -8,7 +8,7 @@ use std::{
 };
 
 use clap::{Parser, Subcommand};
-use gongshu_e2e::{controlplane, upstream};
+use gongshu_e2e::{controlplane, helm, upstream};
 
 mod dashboard;
 mod demo;
@@ -23,9 +23,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Build etcd, kube-apiserver, kube-controller-manager, kubectl and the S3 server
-    /// (versitygw) from their Go modules, and download the Gateway API CRDs' module (once;
-    /// cached).
+    /// Build etcd, kube-apiserver, kube-controller-manager, kubectl, the S3 server
+    /// (versitygw) and helm from their Go modules, and download the Gateway API and Prometheus
+    /// Operator CRDs' modules (once; cached).
     Upstream,
     /// The local control plane in `.gongshu/cluster`.
     Cluster {
@@ -100,6 +100,8 @@ fn main() -> ExitCode {
             Cmd::Upstream => upstream::ensure_built(&repo())
                 .and_then(|_| upstream::ensure_s3_built(&repo()))
                 .and_then(|_| upstream::ensure_gateway_api(&repo()))
+                .and_then(|_| helm::ensure_built(&repo()))
+                .and_then(|_| helm::ensure_prometheus_operator_crds(&repo()))
                 .map(drop)
                 .map_err(Into::into),
             Cmd::Cluster {

@@ -2,9 +2,9 @@
 //! Grafana dashboard must agree (issue 7; SUP-2, SEC-1, SEC-2, SEC-4, CH-1). `promtool` comes
 //! from Debian's `prometheus` package (`.ci/run` installs it); without it these tests fail.
 //!
-//! `deploy/prometheus/gongshu-prometheusrule.yaml` and
-//! `deploy/grafana/gongshu-dashboard-configmap.yaml` are generated from the plain rules file and
-//! the dashboard JSON; `GONGSHU_BLESS=1 cargo test -p gongshu --test alert_rules` rewrites them.
+//! The Helm chart ships both files as they are (`charts/gongshu/files/` links to them): its
+//! PrometheusRule holds the rules file's groups and its ConfigMap the dashboard JSON, checked
+//! by `e2e/tests/chart.rs`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -18,17 +18,12 @@ use std::{
 use serde_yaml::Value;
 
 const RULES: &str = "deploy/prometheus/gongshu-rules.yaml";
-const PROMETHEUS_RULE: &str = "deploy/prometheus/gongshu-prometheusrule.yaml";
 const RULE_TESTS: &str = "deploy/prometheus/tests";
 const DASHBOARD: &str = "deploy/grafana/gongshu-dashboard.json";
-const DASHBOARD_CONFIGMAP: &str = "deploy/grafana/gongshu-dashboard-configmap.yaml";
 const RUNBOOKS: &str = "docs/runbooks.md";
 const METRICS_DOC: &str = "docs/metrics.md";
 /// Where every `runbook_url` points: the workspace's `repository`, then the runbooks file.
 const RUNBOOK_URL: &str = "https://example.invalid/gongshu/blob/main/docs/runbooks.md#";
-const BLESS: &str = "GONGSHU_BLESS";
-const FIX: &str =
-    "run `GONGSHU_BLESS=1 cargo test -p gongshu --test alert_rules` and commit the result";
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -236,106 +231,6 @@ fn every_alert_has_a_severity_cites_its_rule_and_links_its_runbook_section() {
         }
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-}
-
-/// `text` from its first line starting with `groups:`, each non-empty line indented by two
-/// spaces: the rules file's groups as the `spec` of a `PrometheusRule`.
-fn prometheus_rule(rules: &str) -> String {
-    let start = rules
-        .find("\ngroups:")
-        .expect("the rules file has `groups:`")
-        + 1;
-    let mut out = String::from(
-        "# Generated from deploy/prometheus/gongshu-rules.yaml (the source: edit that file) by\n\
-         #   GONGSHU_BLESS=1 cargo test -p gongshu --test alert_rules\n\
-         # The labels must match your Prometheus' ruleSelector (kube-prometheus-stack selects\n\
-         # `release: <its release name>` by default): add yours when installing.\n\
-         apiVersion: monitoring.coreos.com/v1\n\
-         kind: PrometheusRule\n\
-         metadata:\n  name: gongshu\n  namespace: gongshu-system\n  labels:\n    \
-         app.kubernetes.io/name: gongshu\n    app.kubernetes.io/part-of: gongshu\nspec:\n",
-    );
-    for line in rules[start..].lines() {
-        if !line.is_empty() {
-            out.push_str("  ");
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
-
-/// The dashboard JSON as a ConfigMap that Grafana's dashboard sidecar loads (label
-/// `grafana_dashboard: "1"`).
-fn dashboard_configmap(json: &str) -> String {
-    let mut out = String::from(
-        "# Generated from deploy/grafana/gongshu-dashboard.json (the source: edit that file) by\n\
-         #   GONGSHU_BLESS=1 cargo test -p gongshu --test alert_rules\n\
-         # Grafana's sidecar (the grafana chart's sidecar.dashboards) loads ConfigMaps labelled\n\
-         # grafana_dashboard: \"1\".\n\
-         apiVersion: v1\n\
-         kind: ConfigMap\n\
-         metadata:\n  name: gongshu-dashboard\n  namespace: gongshu-system\n  labels:\n    \
-         grafana_dashboard: \"1\"\n    app.kubernetes.io/name: gongshu\n    \
-         app.kubernetes.io/part-of: gongshu\ndata:\n  gongshu-dashboard.json: |\n",
-    );
-    for line in json.lines() {
-        if !line.is_empty() {
-            out.push_str("    ");
-        }
-        out.push_str(line);
-        out.push('\n');
-    }
-    out
-}
-
-/// Compares a generated file with the committed one, or writes it under `GONGSHU_BLESS=1`.
-fn check_generated(relative: &str, expected: &str) {
-    let path = root().join(relative);
-    if std::env::var_os(BLESS).is_some_and(|v| v == "1") {
-        fs::write(&path, expected).unwrap();
-        return;
-    }
-    let committed = match fs::read_to_string(&path) {
-        Ok(committed) => committed,
-        Err(e) => panic!("{relative} cannot be read ({e}); {FIX}"),
-    };
-    if committed != expected {
-        let line = committed
-            .lines()
-            .zip(expected.lines())
-            .position(|(c, e)| c != e)
-            .map_or_else(|| "at the end".to_owned(), |n| format!("at line {}", n + 1));
-        panic!("{relative} is out of date with its source (first difference {line}); {FIX}");
-    }
-}
-
-#[test]
-fn the_prometheusrule_holds_the_groups_of_the_rules_file() {
-    let source = read(RULES);
-    check_generated(PROMETHEUS_RULE, &prometheus_rule(&source));
-    let rule = yaml(PROMETHEUS_RULE);
-    assert_eq!(rule["kind"], "PrometheusRule");
-    assert_eq!(rule["apiVersion"], "monitoring.coreos.com/v1");
-    assert_eq!(
-        rule["spec"]["groups"],
-        yaml(RULES)["groups"],
-        "{PROMETHEUS_RULE}: spec.groups differ from {RULES}"
-    );
-}
-
-#[test]
-fn the_dashboard_configmap_embeds_the_dashboard_byte_for_byte() {
-    let json = read(DASHBOARD);
-    assert!(json.ends_with("}\n"), "{DASHBOARD} ends with one newline");
-    check_generated(DASHBOARD_CONFIGMAP, &dashboard_configmap(&json));
-    let configmap = yaml(DASHBOARD_CONFIGMAP);
-    assert_eq!(configmap["metadata"]["labels"]["grafana_dashboard"], "1");
-    assert_eq!(
-        configmap["data"]["gongshu-dashboard.json"].as_str(),
-        Some(json.as_str()),
-        "{DASHBOARD_CONFIGMAP} does not hold {DASHBOARD} byte for byte"
-    );
 }
 
 /// Every panel of the dashboard, rows' nested panels included.
