@@ -296,7 +296,7 @@ fn the_operator_runs_two_webhook_serving_replicas_with_their_own_certificates() 
         "--admin-addr=0.0.0.0:8080",
         "--webhook-addr=0.0.0.0:8443",
         "--webhook-cert-secret=gongshu-webhook-tls",
-        "--webhook-url=https://gongshu-webhook.gongshu-system.svc:443/validate",
+        "--webhook-service=gongshu-system/gongshu-webhook",
         "--webhook-dns-names=gongshu-webhook.gongshu-system.svc.cluster.local,gongshu-webhook.gongshu-system",
         "--exchange-url=https://gongshu-exchange.gongshu-system.svc",
         "--exchange-image=gongshu:0.1.0",
@@ -377,7 +377,7 @@ fn cert_manager_gives_the_webhook_and_the_exchange_their_certificates() {
         "--webhook-cert-file=/etc/gongshu/webhook-tls/tls.crt",
         "--webhook-key-file=/etc/gongshu/webhook-tls/tls.key",
         "--webhook-ca-file=/etc/gongshu/webhook-tls/ca.crt",
-        "--webhook-url=https://gongshu-webhook.gs.svc:443/validate",
+        "--webhook-service=gs/gongshu-webhook",
     ] {
         assert!(args.iter().any(|a| a == expected), "{expected}: {args:?}");
     }

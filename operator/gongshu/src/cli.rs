@@ -178,8 +178,13 @@ pub struct OperatorArgs {
     pub webhook_key_file: Option<PathBuf>,
     /// URL the apiserver reaches the webhook at (`https://127.0.0.1:8443/validate`); with it
     /// the operator registers its ValidatingWebhookConfiguration.
-    #[arg(long, env = "GONGSHU_WEBHOOK_URL")]
+    #[arg(long, env = "GONGSHU_WEBHOOK_URL", conflicts_with = "webhook_service")]
     pub webhook_url: Option<String>,
+    /// Or the webhook's Service, `<namespace>/<name>` (port 443, path `/validate`): in a cluster,
+    /// where the apiserver may not resolve `*.svc` names. The managed certificate then carries
+    /// `<name>.<namespace>.svc`.
+    #[arg(long, env = "GONGSHU_WEBHOOK_SERVICE", value_parser = parse_service)]
+    pub webhook_service: Option<(String, String)>,
     /// PEM CA bundle that signed `--webhook-cert-file` (the configuration's caBundle).
     #[arg(long, env = "GONGSHU_WEBHOOK_CA_FILE")]
     pub webhook_ca_file: Option<PathBuf>,
@@ -316,6 +321,9 @@ impl OperatorArgs {
                     .and_then(|url| url.parse::<http::Uri>().ok())
                     .and_then(|uri| uri.host().map(|h| h.trim_matches(['[', ']']).to_owned()));
                 let mut names: Vec<String> = host.into_iter().collect();
+                if let Some((namespace, name)) = &self.webhook_service {
+                    names.push(format!("{name}.{namespace}.svc"));
+                }
                 names.extend(self.webhook_dns_names.iter().cloned());
                 names.dedup();
                 admission::WebhookTls::Managed(admission::certs::ManagedTls {
@@ -330,7 +338,14 @@ impl OperatorArgs {
         Some(admission::WebhookConfig {
             addr: self.webhook_addr,
             tls,
-            url: self.webhook_url.clone(),
+            url: match (&self.webhook_url, &self.webhook_service) {
+                (Some(url), _) => Some(admission::Target::Url(url.clone())),
+                (None, Some((namespace, name))) => Some(admission::Target::Service {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                }),
+                (None, None) => None,
+            },
         })
     }
 
@@ -354,6 +369,18 @@ impl OperatorArgs {
                 }),
             backups: self.backups(),
         }
+    }
+}
+
+/// `<namespace>/<name>` of a Service.
+fn parse_service(value: &str) -> Result<(String, String), String> {
+    match value.split_once('/') {
+        Some((namespace, name))
+            if !namespace.is_empty() && !name.is_empty() && !name.contains('/') =>
+        {
+            Ok((namespace.to_owned(), name.to_owned()))
+        }
+        _ => Err(format!("{value:?} is not <namespace>/<name>")),
     }
 }
 
@@ -383,6 +410,17 @@ mod tests {
     use clap::CommandFactory;
 
     use super::*;
+
+    #[test]
+    fn the_webhook_service_is_namespace_slash_name() {
+        assert_eq!(
+            super::parse_service("gongshu-system/gongshu-webhook"),
+            Ok(("gongshu-system".to_owned(), "gongshu-webhook".to_owned()))
+        );
+        for bad in ["gongshu-webhook", "/x", "x/", "a/b/c"] {
+            assert!(super::parse_service(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn the_command_line_is_consistent() {

@@ -271,6 +271,12 @@ impl Metrics {
         }
     }
 
+    /// Makes the breach counter of (department, step) exist at 0 while such a step is pending,
+    /// so that `increase()` counts its first breach (a series born at 1 counts none).
+    pub fn deadline_pending(&self, department: &str, step: &str) {
+        let _ = self.breaches.with_label_values(&[department, step]);
+    }
+
     /// Counts a step that became overdue (SUP-2), once, when the status first records it.
     pub fn deadline_breached(&self, department: &str, step: &str) {
         self.breaches.with_label_values(&[department, step]).inc();

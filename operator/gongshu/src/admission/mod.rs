@@ -35,9 +35,35 @@ pub struct WebhookConfig {
     pub addr: SocketAddr,
     /// Where its certificate comes from.
     pub tls: WebhookTls,
-    /// `https://host:port/validate` as the apiserver reaches it: when set, the operator
-    /// registers the `ValidatingWebhookConfiguration` itself.
-    pub url: Option<String>,
+    /// Where the apiserver reaches it: when set, the operator registers the
+    /// `ValidatingWebhookConfiguration` itself.
+    pub url: Option<Target>,
+}
+
+/// How the apiserver reaches the webhook.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// A URL, `https://host:port/validate` (a local process, or a name the apiserver resolves).
+    Url(String),
+    /// A Service in the cluster, port 443, path `/validate`: the apiserver resolves it itself,
+    /// where it may not resolve `*.svc` names through DNS.
+    Service {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Url(url) => f.write_str(url),
+            Self::Service { namespace, name } => {
+                write!(f, "service {namespace}/{name}:443/validate")
+            }
+        }
+    }
 }
 
 /// Where the serving certificate comes from.
@@ -255,7 +281,7 @@ async fn rotate(
     managed: ManagedTls,
     tls: RustlsConfig,
     mut serving: Material,
-    url: Option<String>,
+    url: Option<Target>,
     shutdown: Shutdown,
 ) {
     loop {

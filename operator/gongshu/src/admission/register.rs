@@ -20,7 +20,7 @@ use kube::{
     api::{ObjectMeta, Patch, PatchParams},
 };
 
-use super::WebhookError;
+use super::{Target, WebhookError};
 use crate::controller::FIELD_MANAGER;
 
 /// Name of the configuration.
@@ -40,12 +40,28 @@ const EXPOSING_SERVICES_ONLY: &str = "request.resource.resource != 'services' ||
     (has(object.spec.type) && object.spec.type in ['NodePort', 'LoadBalancer']) || \
     (has(object.spec.externalIPs) && size(object.spec.externalIPs) > 0)";
 
-/// Applies the configuration pointing at `url`, trusting the PEM CAs in `ca_bundle`.
-pub async fn register(client: &Client, url: &str, ca_bundle: Vec<u8>) -> Result<(), WebhookError> {
+/// Applies the configuration pointing at `target`, trusting the PEM CAs in `ca_bundle`.
+pub async fn register(
+    client: &Client,
+    target: &Target,
+    ca_bundle: Vec<u8>,
+) -> Result<(), WebhookError> {
+    let (url, service) = match target {
+        Target::Url(url) => (Some(url.clone()), None),
+        Target::Service { namespace, name } => (
+            None,
+            Some(ServiceReference {
+                namespace: namespace.clone(),
+                name: name.clone(),
+                path: Some("/validate".into()),
+                port: Some(443),
+            }),
+        ),
+    };
     let configuration = configuration(WebhookClientConfig {
-        url: Some(url.to_owned()),
+        url,
         ca_bundle: Some(ByteString(ca_bundle)),
-        service: None::<ServiceReference>,
+        service,
     });
     Api::<ValidatingWebhookConfiguration>::all(client.clone())
         .patch(

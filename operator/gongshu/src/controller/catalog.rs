@@ -171,6 +171,12 @@ pub async fn reconcile(
                 .collect::<Vec<_>>()
         })
         .collect();
+    for pending in sla::catalog_steps(own, &namespace, &name, &outcome.status) {
+        if pending.due.is_some() {
+            ctx.metrics
+                .deadline_pending(&pending.department, pending.step.as_str());
+        }
+    }
     let action = finish(&ctx, catalog.as_ref(), outcome.status, requeue).await?;
     for (department, step) in &breached {
         ctx.metrics.deadline_breached(department, step);

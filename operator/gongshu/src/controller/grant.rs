@@ -200,6 +200,12 @@ async fn apply(grant: &ShareGrant, ctx: &Context, facts: &Facts) -> Result<Actio
                 )
             })
             .collect();
+    for pending in sla::grant_steps(&consumer, &namespace, &name, &outcome.status) {
+        if pending.due.is_some() {
+            ctx.metrics
+                .deadline_pending(&pending.department, pending.step.as_str());
+        }
+    }
     let action = finish(ctx, grant, outcome.status, requeue).await?;
     for (department, step) in &breached {
         ctx.metrics.deadline_breached(department, step);
