@@ -19,6 +19,18 @@ async fn scrape() -> Option<String> {
     Some(observe::scrape(&addr).await.unwrap())
 }
 
+/// Scrapes until `ready` holds of the exposition, for at most `WAIT`; returns the last one.
+async fn scrape_until(ready: impl Fn(&str) -> bool) -> String {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let text = scrape().await.unwrap();
+        if ready(&text) || tokio::time::Instant::now() >= deadline {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 #[tokio::test]
 async fn a_grant_waiting_for_its_provider_is_in_the_providers_queue_and_deadlines_sh_4() {
     let cast = Sharing::new(true).await.expect("provider and consumer");
@@ -45,7 +57,11 @@ async fn a_grant_waiting_for_its_provider_is_in_the_providers_queue_and_deadline
         .unwrap();
 
     let provider = [("department", cast.provider.as_str())];
-    let text = scrape().await.unwrap();
+    // The gauges read the leader's caches, which see the status a moment after this test does.
+    let text = scrape_until(|text| {
+        observe::metric_sum(text, "gongshu_review_queue_depth", &provider).is_some()
+    })
+    .await;
     let next_due = observe::metric_sum(
         &text,
         "gongshu_deadline_next_due_timestamp_seconds",
@@ -94,7 +110,10 @@ async fn a_grant_waiting_for_its_provider_is_in_the_providers_queue_and_deadline
     cast.wait_phase("metrics", GrantPhase::Active, WAIT)
         .await
         .unwrap();
-    let text = scrape().await.unwrap();
+    let text = scrape_until(|text| {
+        observe::metric_sum(text, "gongshu_review_queue_depth", &provider).is_none()
+    })
+    .await;
     assert_eq!(
         observe::metric_sum(&text, "gongshu_review_queue_depth", &provider),
         None,
