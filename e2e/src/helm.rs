@@ -214,22 +214,7 @@ pub fn ensure_prometheus_operator_crds(repo: &Path) -> Result<Vec<PathBuf>, Erro
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pinned(module: &str, requirement: &str) -> String {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("upstream")
-            .join(module)
-            .join("go.mod");
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        text.lines()
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix("require ")
-                    .and_then(|r| r.strip_prefix(requirement))
-            })
-            .map(|v| v.trim().to_owned())
-            .unwrap_or_default()
-    }
+    use crate::upstream::pinned;
 
     #[test]
     fn version_constants_match_the_pinned_go_modules() {

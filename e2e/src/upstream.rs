@@ -281,25 +281,28 @@ pub(crate) fn go_build(
     Ok(())
 }
 
+/// The version `e2e/upstream/<module>/go.mod` requires of `requirement` (for the tests that
+/// keep the version constants true).
+#[cfg(test)]
+pub(crate) fn pinned(module: &str, requirement: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("upstream")
+        .join(module)
+        .join("go.mod");
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("require ")
+                .and_then(|r| r.strip_prefix(requirement))
+        })
+        .map(|v| v.trim().to_owned())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pinned(module: &str, requirement: &str) -> String {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("upstream")
-            .join(module)
-            .join("go.mod");
-        let text = std::fs::read_to_string(path).unwrap_or_default();
-        text.lines()
-            .find_map(|l| {
-                l.trim()
-                    .strip_prefix("require ")
-                    .and_then(|r| r.strip_prefix(requirement))
-            })
-            .map(|v| v.trim().to_owned())
-            .unwrap_or_default()
-    }
 
     #[test]
     fn version_constants_match_the_pinned_go_modules() {
