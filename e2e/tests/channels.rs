@@ -159,6 +159,25 @@ async fn wait_phase(
     .unwrap()
 }
 
+/// Waits until an Event with `reason` about `name` exists: Events are published after the
+/// status they describe is written.
+async fn wait_event(env: &TestEnv, namespace: &str, name: &str, reason: &str) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let events = observe::events_of(&env.client, namespace, name)
+            .await
+            .unwrap();
+        if events.contains_key(reason) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {reason} Event about {namespace}/{name}: {events:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
 fn node_port(namespace: &str, name: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: {namespace}}}\n\
@@ -466,10 +485,13 @@ async fn the_channel_examples_run_denied_filed_approved_admitted_audited_ch_1() 
         "{}",
         condition.message
     );
-    let events = observe::events_of(&env.client, "dept-statistics", "statistics-dashboard")
-        .await
-        .unwrap();
-    assert!(events.contains_key("ParallelChannel"), "{events:?}");
+    wait_event(
+        &env,
+        "dept-statistics",
+        "statistics-dashboard",
+        "ParallelChannel",
+    )
+    .await;
     if let Some(addr) = admin_addr() {
         let text = observe::scrape(&addr).await.unwrap();
         let gauge = observe::metric_sum(
@@ -544,8 +566,7 @@ async fn a_revoked_exemption_reports_what_it_covered_and_the_webhook_denies_it_a
     let status = revoked.status.unwrap();
     assert_eq!(status.left_over.len(), 1, "{status:?}");
     assert_eq!(status.left_over[0].name, "feed");
-    let events = observe::events_of(&env.client, &ns, "feed").await.unwrap();
-    assert!(events.contains_key("ChannelLeftOver"), "{events:?}");
+    wait_event(&env, &ns, "feed", "ChannelLeftOver").await;
     wait_scan(&env, &ns, ExposedKind::Service, "feed", true).await;
     // Each attempt changes the spec (an unchanged spec is always admitted); the webhook's cache
     // may not have seen the revocation at the first.
@@ -598,8 +619,7 @@ async fn with_enforce_an_expired_exemption_removes_what_it_covered_ch_1() {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let events = observe::events_of(&env.client, &ns, "drill").await.unwrap();
-    assert!(events.contains_key("ChannelRemoved"), "{events:?}");
+    wait_event(&env, &ns, "drill", "ChannelRemoved").await;
 }
 
 #[tokio::test]
