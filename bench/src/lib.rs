@@ -147,6 +147,21 @@ impl CpuMeter {
             .collect::<Vec<_>>()
             .join(", ")
     }
+
+    /// `name 0.42, name 0.07`: milliseconds of CPU per request since the start, for
+    /// `requests` requests.
+    pub fn per_request(&self, requests: usize) -> String {
+        let requests = requests.max(1) as f64;
+        self.pids
+            .iter()
+            .zip(&self.start)
+            .map(|((name, pid), start)| {
+                let now = cpu_seconds(*pid).unwrap_or(*start);
+                format!("{name} {:.3}", (now - start) * 1000.0 / requests)
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// The `p`-th percentile (0–100) of `samples` by nearest rank; zero when there are none.

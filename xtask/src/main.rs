@@ -51,7 +51,8 @@ enum Cmd {
         cargo_args: Vec<String>,
     },
     /// Run a benchmark program (release build) and record its report in `bench/results/`:
-    /// `scale` (the workflow at 1,000 departments and 10,000 grants).
+    /// `scale` (the workflow at 1,000 departments and 10,000 grants), `exchange`, `backup`,
+    /// `admission` (the webhook under load, beside the apiserver's CEL policies).
     Bench {
         /// The benchmark.
         name: String,
