@@ -148,19 +148,13 @@ impl CpuMeter {
             .join(", ")
     }
 
-    /// `name 0.42, name 0.07`: milliseconds of CPU per request since the start, for
-    /// `requests` requests.
-    pub fn per_request(&self, requests: usize) -> String {
-        let requests = requests.max(1) as f64;
+    /// CPU seconds each process used since the start, in the order given.
+    pub fn seconds(&self) -> Vec<f64> {
         self.pids
             .iter()
             .zip(&self.start)
-            .map(|((name, pid), start)| {
-                let now = cpu_seconds(*pid).unwrap_or(*start);
-                format!("{name} {:.3}", (now - start) * 1000.0 / requests)
-            })
-            .collect::<Vec<_>>()
-            .join(", ")
+            .map(|((_, pid), start)| cpu_seconds(*pid).unwrap_or(*start) - start)
+            .collect()
     }
 }
 

@@ -19,7 +19,7 @@ use kube::{Api, ResourceExt, api::PostParams};
 use serde_json::json;
 
 use super::{
-    Args, Cast, Stats,
+    Args, Cast, Run, Stats,
     direct::{DENIED, EXEMPTED, dry_run, service},
     drive, fail,
 };
@@ -258,14 +258,15 @@ pub async fn run(
     processes.push(("clients".to_owned(), std::process::id() as i32));
     report.line("\n| verdict | clients | judged by | requests | req/s | p50 ms | p90 ms | p99 ms | max ms | CPU ms per request |");
     report.line("|---|---|---|---|---|---|---|---|---|---|");
-    let (warmup, length) = (
-        Duration::from_secs(args.warmup_seconds),
-        Duration::from_secs(args.api_seconds),
-    );
+    let warmup = Duration::from_secs(args.warmup_seconds);
+    // Each run is cut into rounds taken in turn (control, policy, webhook, control, ...), so
+    // that a burst of other work on the machine falls on all three alike.
+    let rounds = args.api_rounds.max(1);
+    let slice = Duration::from_secs_f64(args.api_seconds as f64 / rounds as f64);
     let mut comparisons = Vec::new();
     for &clients in &args.api_clients {
         for (verdict, object, expects) in &verdicts {
-            let mut stats = Vec::new();
+            let mut sets = Vec::new();
             for (target, expect) in targets.iter().zip(expects) {
                 let mut workers = Vec::new();
                 for _ in 0..clients {
@@ -280,13 +281,33 @@ pub async fn run(
                 }
                 let what = format!("{verdict} creates in {} ({clients} clients)", target.label);
                 drive(&workers, warmup, None, create).await?.check(&what)?;
-                let meter = CpuMeter::start(processes.clone());
-                let mut run = drive(&workers, length, None, create).await?;
-                let cpu = meter.per_request(run.latencies.len());
-                run.check(&what)?;
-                let s = Stats::of(&mut run);
+                sets.push((what, workers, Run::default(), vec![0.0; processes.len()]));
+            }
+            for _ in 0..rounds {
+                for (what, workers, all, cpu) in &mut sets {
+                    let meter = CpuMeter::start(processes.clone());
+                    let run = drive(workers, slice, None, create).await?;
+                    run.check(what)?;
+                    for (total, used) in cpu.iter_mut().zip(meter.seconds()) {
+                        *total += used;
+                    }
+                    all.elapsed += run.elapsed;
+                    all.latencies.extend(run.latencies);
+                }
+            }
+            let mut stats = Vec::new();
+            for ((_, _, all, cpu), target) in sets.iter_mut().zip(&targets) {
+                let s = Stats::of(all);
+                let per_request = processes
+                    .iter()
+                    .zip(cpu.iter())
+                    .map(|((name, _), seconds)| {
+                        format!("{name} {:.3}", seconds * 1e3 / s.requests.max(1) as f64)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
                 report.line(format!(
-                    "| {verdict} | {clients} | {} | {} | {cpu} |",
+                    "| {verdict} | {clients} | {} | {} | {per_request} |",
                     target.label,
                     s.cells()
                 ));

@@ -61,9 +61,13 @@ struct Args {
     /// namespace and verdict).
     #[arg(long, value_delimiter = ',', default_value = "1,8")]
     api_clients: Vec<usize>,
-    /// Seconds of each measured run through the apiserver.
-    #[arg(long, default_value_t = 5)]
+    /// Seconds of each measured run through the apiserver (one per namespace, verdict and
+    /// concurrency).
+    #[arg(long, default_value_t = 6)]
     api_seconds: u64,
+    /// Rounds each run through the apiserver is cut into, the three namespaces taking turns.
+    #[arg(long, default_value_t = 3)]
+    api_rounds: usize,
     /// Only the direct load (e.g. to compare a change of the handler).
     #[arg(long)]
     skip_apiserver: bool,
@@ -141,13 +145,14 @@ async fn run(args: Args) -> Result<(), Error> {
         args.profile
     ));
     report.line(format!(
-        "- direct load: closed-loop runs at {} connections and a paced run at {:.0} reviews/s over {} connections, {} s each; through the apiserver: {} clients, {} s each; {} s warm-up before every run",
+        "- direct load: closed-loop runs at {} connections and a paced run at {:.0} reviews/s over {} connections, {} s each; through the apiserver: {} clients, {} s each in {} rounds taken in turn; {} s warm-up before every run",
         join(&args.connections),
         args.rate,
         args.paced_connections,
         args.seconds,
         join(&args.api_clients),
         args.api_seconds,
+        args.api_rounds,
         args.warmup_seconds
     ));
     let given: Vec<String> = std::env::args().skip(1).collect();
