@@ -420,7 +420,7 @@ impl Interference {
         let others = ((Self::busy() - self.busy) - (Self::own(&self.ours) - self.own)).max(0.0);
         let cores = std::thread::available_parallelism().map_or(1, usize::from);
         format!(
-            "other processes on the machine used {others:.1} CPU-s during these {seconds:.0} s ({:.0}% of {cores} cores); load average now {}",
+            "other processes on the machine used {others:.1} CPU-s during these {seconds:.0} s ({:.0}% of {cores} cores; machine-wide busy time minus this benchmark's processes, clamped at 0: the two are counted differently and agree within a few per cent); load average now {}",
             others / seconds / cores as f64 * 100.0,
             load_average()
         )
