@@ -139,9 +139,27 @@ pub struct Binaries {
     pub kube_controller_manager: PathBuf,
     /// `kubectl`.
     pub kubectl: PathBuf,
+    /// `kubelet`, for a node ([`crate::node`]).
+    pub kubelet: PathBuf,
+    /// `kube-scheduler`, started with a node.
+    pub kube_scheduler: PathBuf,
+    /// `kube-proxy`, started with a node so that pods reach the `kubernetes` Service.
+    pub kube_proxy: PathBuf,
 }
 
 impl Binaries {
+    /// The binaries built from `k8s.io/kubernetes`, in one `go build`.
+    fn kubernetes(&self) -> [&PathBuf; 6] {
+        [
+            &self.kube_apiserver,
+            &self.kube_controller_manager,
+            &self.kubectl,
+            &self.kubelet,
+            &self.kube_scheduler,
+            &self.kube_proxy,
+        ]
+    }
+
     /// The directory holding the Kubernetes binaries (put it on `PATH` for `kubectl`).
     pub fn kubernetes_dir(&self) -> &Path {
         self.kubectl.parent().unwrap_or(Path::new("."))
@@ -173,20 +191,18 @@ pub fn binaries() -> Binaries {
         kube_apiserver: k8s.join("kube-apiserver"),
         kube_controller_manager: k8s.join("kube-controller-manager"),
         kubectl: k8s.join("kubectl"),
+        kubelet: k8s.join("kubelet"),
+        kube_scheduler: k8s.join("kube-scheduler"),
+        kube_proxy: k8s.join("kube-proxy"),
     }
 }
 
 /// Returns the binaries, building the missing ones with `go build` from the pinned modules in
-/// `<repo>/e2e/upstream`. Prints how long a build took; a cached run builds nothing.
+/// `<repo>/e2e/upstream` (all six Kubernetes commands in one build when any is missing, so a
+/// cache from before the node existed gains kubelet, kube-scheduler and kube-proxy). Prints how long a build took; a cached run builds nothing.
 pub fn ensure_built(repo: &Path) -> Result<Binaries, Error> {
     let bins = binaries();
-    let k8s_missing = [
-        &bins.kube_apiserver,
-        &bins.kube_controller_manager,
-        &bins.kubectl,
-    ]
-    .iter()
-    .any(|p| !p.exists());
+    let k8s_missing = bins.kubernetes().iter().any(|p| !p.exists());
     if k8s_missing {
         let minor = KUBERNETES_VERSION
             .trim_start_matches('v')
@@ -207,6 +223,9 @@ pub fn ensure_built(repo: &Path) -> Result<Binaries, Error> {
                 "k8s.io/kubernetes/cmd/kube-apiserver",
                 "k8s.io/kubernetes/cmd/kube-controller-manager",
                 "k8s.io/kubernetes/cmd/kubectl",
+                "k8s.io/kubernetes/cmd/kubelet",
+                "k8s.io/kubernetes/cmd/kube-scheduler",
+                "k8s.io/kubernetes/cmd/kube-proxy",
             ],
         )?;
     }
@@ -220,12 +239,7 @@ pub fn ensure_built(repo: &Path) -> Result<Binaries, Error> {
     }
     // A build that "succeeds" without producing a binary where we look is a harness bug: say
     // so here, not later as "cannot start".
-    for path in [
-        &bins.etcd,
-        &bins.kube_apiserver,
-        &bins.kube_controller_manager,
-        &bins.kubectl,
-    ] {
+    for path in std::iter::once(&bins.etcd).chain(bins.kubernetes()) {
         if !path.exists() {
             return Err(Error::Harness(format!(
                 "go build finished but {} does not exist",
