@@ -40,6 +40,8 @@ pub struct ControlPlane {
     server: String,
     processes: Vec<Process>,
     detached: bool,
+    port: u16,
+    serves_nodes: bool,
 }
 
 impl ControlPlane {
@@ -48,6 +50,29 @@ impl ControlPlane {
     /// manager has created the `default` ServiceAccount. Fails, leaving nothing running, if a
     /// process exits or `timeout` passes.
     pub async fn start(dir: &Path, bins: &Binaries, timeout: Duration) -> Result<Self, Error> {
+        Self::start_inner(dir, bins, timeout, false).await
+    }
+
+    /// [`start`](Self::start), and ready for a node ([`crate::node::Node`]): the apiserver
+    /// authorizes kubelets with the `Node` authorizer (before RBAC) and the `NodeRestriction`
+    /// admission plugin, reaches them with a client certificate of its own and checks their
+    /// serving certificates against the harness CA, and listens on every address (not only
+    /// loopback), so that pods reach it through the `kubernetes` Service, whose endpoint the
+    /// node sets to its bridge address.
+    pub async fn start_for_nodes(
+        dir: &Path,
+        bins: &Binaries,
+        timeout: Duration,
+    ) -> Result<Self, Error> {
+        Self::start_inner(dir, bins, timeout, true).await
+    }
+
+    async fn start_inner(
+        dir: &Path,
+        bins: &Binaries,
+        timeout: Duration,
+        serves_nodes: bool,
+    ) -> Result<Self, Error> {
         if dir.exists() {
             stop_detached(dir)?;
             std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -73,7 +98,10 @@ impl ControlPlane {
         let etcd_url = format!("https://127.0.0.1:{etcd_client}");
         let peer_url = format!("https://127.0.0.1:{etcd_peer}");
         let etcd = etcd_args(&dir, &pki, &etcd_url, &peer_url);
-        let apiserver = apiserver_args(&dir, &pki, &etcd_url, apiserver_port);
+        let mut apiserver = apiserver_args(&dir, &pki, &etcd_url, apiserver_port);
+        if serves_nodes {
+            node_args(&pki, &mut apiserver);
+        }
         let kcm = controller_manager_args(&pki, &kcm_kubeconfig);
 
         let mut plane = Self {
@@ -83,6 +111,8 @@ impl ControlPlane {
             server,
             processes: Vec::new(),
             detached: false,
+            port: apiserver_port,
+            serves_nodes,
         };
         let started = Instant::now();
         plane.spawn("etcd", &bins.etcd, &etcd)?;
@@ -105,6 +135,16 @@ impl ControlPlane {
     /// The apiserver URL.
     pub fn server(&self) -> &str {
         &self.server
+    }
+
+    /// The apiserver's port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Whether it was started with [`start_for_nodes`](Self::start_for_nodes).
+    pub fn serves_nodes(&self) -> bool {
+        self.serves_nodes
     }
 
     /// The generated PKI (e.g. to sign a webhook's serving certificate).
@@ -280,6 +320,32 @@ fn apiserver_args(dir: &Path, p: &Pki, etcd_url: &str, port: u16) -> Vec<String>
     ]
 }
 
+/// What [`ControlPlane::start_for_nodes`] changes in the apiserver's arguments.
+fn node_args(p: &Pki, args: &mut Vec<String>) {
+    for arg in args.iter_mut() {
+        if arg.starts_with("--bind-address=") {
+            // Pods reach it at the node's bridge address (the `kubernetes` Service's endpoint).
+            *arg = "--bind-address=0.0.0.0".into();
+        } else if arg.starts_with("--authorization-mode=") {
+            *arg = "--authorization-mode=Node,RBAC".into();
+        }
+    }
+    args.extend([
+        "--enable-admission-plugins=NodeRestriction".into(),
+        format!("--kubelet-certificate-authority={}", p.ca_cert.display()),
+        format!(
+            "--kubelet-client-certificate={}",
+            p.apiserver_kubelet_client.cert.display()
+        ),
+        format!(
+            "--kubelet-client-key={}",
+            p.apiserver_kubelet_client.key.display()
+        ),
+        // The node's name does not resolve; its InternalIP is its bridge address.
+        "--kubelet-preferred-address-types=InternalIP".into(),
+    ]);
+}
+
 fn controller_manager_args(p: &Pki, kubeconfig: &Path) -> Vec<String> {
     vec![
         format!("--kubeconfig={}", kubeconfig.display()),
@@ -404,7 +470,9 @@ fn free_ports<const N: usize>() -> Result<[u16; N], Error> {
     Ok(ports)
 }
 
-fn write_kubeconfig(
+/// Writes a kubeconfig for `server` that trusts `ca` and authenticates with `user`'s client
+/// certificate.
+pub(crate) fn write_kubeconfig(
     path: &Path,
     server: &str,
     ca: &Path,

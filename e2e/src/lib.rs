@@ -12,6 +12,8 @@
 //!   and [`backup`] what a `BackupPolicy` needs around it.
 //! - [`alerting`] starts a real Prometheus and Alertmanager evaluating the repository's alert
 //!   rules, with a webhook receiver in the test process.
+//! - [`node`] starts a real node (containerd, runc, kubelet, kube-scheduler, kube-proxy) on a
+//!   control plane started for nodes, with locally built images, so that pods really run.
 //! - [`helm`] builds Helm from its Go module and renders, lints and installs the chart.
 
 pub mod alerting;
@@ -22,6 +24,7 @@ pub mod exchange;
 pub mod fixtures;
 pub mod harness;
 pub mod helm;
+pub mod node;
 pub mod observe;
 pub mod operator;
 pub mod pki;

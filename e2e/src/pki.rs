@@ -31,6 +31,9 @@ pub struct Pki {
     pub admin: CertPair,
     /// `system:kube-controller-manager` client certificate.
     pub controller_manager: CertPair,
+    /// The apiserver's client certificate for kubelets (`system:masters`): logs, exec and
+    /// port-forward of a node's pods go through it.
+    pub apiserver_kubelet_client: CertPair,
     /// ServiceAccount token signing key (ECDSA P-256, PKCS#8 PEM).
     pub service_account_key: PathBuf,
 }
@@ -134,6 +137,17 @@ pub fn generate(dir: &Path) -> Result<Pki, Error> {
         &client,
     )?;
 
+    let apiserver_kubelet_client = leaf(
+        dir,
+        "apiserver-kubelet-client",
+        &issuer,
+        "kube-apiserver-kubelet-client",
+        Some("system:masters"),
+        &[],
+        &[],
+        &client,
+    )?;
+
     let sa_key = KeyPair::generate()?;
     let service_account_key = write(dir, "sa.key", &sa_key.serialize_pem(), true)?;
     // The apiserver verifies tokens with the public half.
@@ -147,6 +161,7 @@ pub fn generate(dir: &Path) -> Result<Pki, Error> {
         apiserver,
         admin,
         controller_manager,
+        apiserver_kubelet_client,
         service_account_key,
     })
 }
@@ -181,6 +196,44 @@ pub fn sign_serving(
     })
 }
 
+/// Signs a certificate for `common_name` in `organization` with the CA in `pki` and writes it to
+/// `dir` as `<file>.crt` and `<file>.key` (mode 0600): a client certificate (e.g. a kubelet's
+/// `system:node:<name>` in `system:nodes`), also valid for serving `dns_names` and `ips` when
+/// any are given.
+pub fn sign(
+    pki: &Pki,
+    dir: &Path,
+    file: &str,
+    common_name: &str,
+    organization: Option<&str>,
+    dns_names: &[&str],
+    ips: &[IpAddr],
+) -> Result<CertPair, Error> {
+    let ca_key_pem = std::fs::read_to_string(&pki.ca_key).map_err(|e| Error::io(&pki.ca_key, e))?;
+    let ca_cert_pem =
+        std::fs::read_to_string(&pki.ca_cert).map_err(|e| Error::io(&pki.ca_cert, e))?;
+    let issuer = Issuer::from_ca_cert_pem(&ca_cert_pem, KeyPair::from_pem(&ca_key_pem)?)?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let usages: &[ExtendedKeyUsagePurpose] = if dns_names.is_empty() && ips.is_empty() {
+        &[ExtendedKeyUsagePurpose::ClientAuth]
+    } else {
+        &[
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ]
+    };
+    leaf(
+        dir,
+        file,
+        &issuer,
+        common_name,
+        organization,
+        dns_names,
+        ips,
+        usages,
+    )
+}
+
 /// The PKI generated earlier into `dir` by [`generate`].
 pub fn load(dir: &Path) -> Pki {
     let pair = |name: &str| CertPair {
@@ -195,6 +248,7 @@ pub fn load(dir: &Path) -> Pki {
         apiserver: pair("apiserver"),
         admin: pair("admin"),
         controller_manager: pair("controller-manager"),
+        apiserver_kubelet_client: pair("apiserver-kubelet-client"),
         service_account_key: dir.join("sa.key"),
     }
 }
