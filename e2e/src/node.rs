@@ -13,6 +13,7 @@
 //! what they mounted, removes the pods' network namespaces, the bridge, kube-proxy's rules and
 //! the cgroups, so that the next node starts clean. Needs root.
 
+mod components;
 mod config;
 pub mod host;
 pub mod image;
@@ -20,22 +21,16 @@ pub mod image;
 use std::{
     collections::BTreeSet,
     fs::File,
-    net::{IpAddr, Ipv4Addr},
+    net::Ipv4Addr,
     path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
 };
 
-use k8s_openapi::api::{core::v1::Node as NodeObject, discovery::v1::EndpointSlice};
-use kube::{Api, api::PostParams};
+use k8s_openapi::api::core::v1::Node as NodeObject;
+use kube::Api;
 
-use crate::{
-    Error,
-    controlplane::{ControlPlane, free_port, write_kubeconfig},
-    pki,
-    process::Process,
-    upstream::{self, Binaries},
-};
+use crate::{Error, controlplane::ControlPlane, process::Process, upstream};
 
 /// The bridge the pods' veths are attached to.
 pub const BRIDGE: &str = "gongshu0";
@@ -64,6 +59,7 @@ pub struct Node {
     cgroup_root: String,
     created_cgroups: Vec<PathBuf>,
     netns_before: BTreeSet<String>,
+    fixed_dirs_before: BTreeSet<&'static str>,
     processes: Vec<Process>,
     kube_proxy: PathBuf,
     kube_proxy_config: PathBuf,
@@ -128,6 +124,7 @@ impl Node {
             created_cgroups: Vec::new(),
             cgroup_root,
             netns_before: host::netns_names(),
+            fixed_dirs_before: host::existing_fixed_dirs(),
             processes: Vec::new(),
             kube_proxy: bins.kube_proxy.clone(),
             kube_proxy_config: dir.join("kube-proxy.yaml"),
@@ -143,9 +140,13 @@ impl Node {
         node.start_kubelet(plane, &bins)?;
         node.start_scheduler(plane, &bins)?;
         node.wait_ready(plane, started, timeout).await?;
-        set_kubernetes_endpoint(plane).await?;
+        components::set_kubernetes_endpoint(plane).await?;
         node.start_kube_proxy(plane)?;
         node.wait_kube_proxy(started, timeout).await?;
+        // Both read their configuration leniently: a misspelt field would be ignored.
+        for process in ["kubelet", "kube-proxy"] {
+            node.config_accepted(process)?;
+        }
         Ok(node)
     }
 
@@ -280,117 +281,6 @@ impl Node {
         }
     }
 
-    fn start_kubelet(&mut self, plane: &ControlPlane, bins: &Binaries) -> Result<(), Error> {
-        let pki_dir = self.dir.join("pki");
-        let p = plane.pki();
-        let client = pki::sign(
-            p,
-            &pki_dir,
-            "kubelet-client",
-            &format!("system:node:{}", self.name),
-            Some("system:nodes"),
-            &[],
-            &[],
-        )?;
-        let serving = pki::sign(
-            p,
-            &pki_dir,
-            "kubelet-serving",
-            &format!("system:node:{}", self.name),
-            Some("system:nodes"),
-            &[&self.name, "localhost"],
-            &[IpAddr::V4(GATEWAY), IpAddr::V4(Ipv4Addr::LOCALHOST)],
-        )?;
-        let kubeconfig = write_kubeconfig(
-            &self.dir.join("kubelet.kubeconfig"),
-            plane.server(),
-            &p.ca_cert,
-            &client,
-        )?;
-        let pod_logs = self.dir.join("pod-logs");
-        std::fs::create_dir_all(&pod_logs).map_err(|e| Error::io(&pod_logs, e))?;
-        let yaml = config::kubelet_yaml(&config::KubeletSettings {
-            address: GATEWAY,
-            port: free_port()?,
-            serving: &serving,
-            ca: &p.ca_cert,
-            cgroup_root: &self.cgroup_root,
-            runtime_socket: &self.containerd.socket,
-            pod_logs: &pod_logs,
-        })?;
-        let config_file = self.dir.join("kubelet.yaml");
-        std::fs::write(&config_file, yaml).map_err(|e| Error::io(&config_file, e))?;
-        let mut cmd = Command::new(&bins.kubelet);
-        cmd.arg(format!("--config={}", config_file.display()))
-            .arg(format!("--kubeconfig={}", kubeconfig.display()))
-            .arg(format!("--root-dir={}", self.dir.join("kubelet").display()))
-            .arg(format!("--cert-dir={}", pki_dir.display()))
-            .arg(format!("--hostname-override={}", self.name))
-            .arg(format!("--node-ip={GATEWAY}"))
-            .arg("--v=1");
-        self.spawn("kubelet", &mut cmd)
-    }
-
-    fn start_scheduler(&mut self, plane: &ControlPlane, bins: &Binaries) -> Result<(), Error> {
-        let p = plane.pki();
-        let cert = pki::sign(
-            p,
-            &self.dir.join("pki"),
-            "kube-scheduler",
-            "system:kube-scheduler",
-            None,
-            &[],
-            &[],
-        )?;
-        let kubeconfig = write_kubeconfig(
-            &self.dir.join("kube-scheduler.kubeconfig"),
-            plane.server(),
-            &p.ca_cert,
-            &cert,
-        )?;
-        let mut cmd = Command::new(&bins.kube_scheduler);
-        cmd.arg(format!("--kubeconfig={}", kubeconfig.display()))
-            .arg(format!(
-                "--authentication-kubeconfig={}",
-                kubeconfig.display()
-            ))
-            .arg(format!(
-                "--authorization-kubeconfig={}",
-                kubeconfig.display()
-            ))
-            .arg("--leader-elect=false")
-            .arg("--bind-address=127.0.0.1")
-            .arg(format!("--secure-port={}", free_port()?))
-            .arg("--v=1");
-        self.spawn("kube-scheduler", &mut cmd)
-    }
-
-    fn start_kube_proxy(&mut self, plane: &ControlPlane) -> Result<(), Error> {
-        let p = plane.pki();
-        let cert = pki::sign(
-            p,
-            &self.dir.join("pki"),
-            "kube-proxy",
-            "system:kube-proxy",
-            None,
-            &[],
-            &[],
-        )?;
-        let kubeconfig = write_kubeconfig(
-            &self.dir.join("kube-proxy.kubeconfig"),
-            plane.server(),
-            &p.ca_cert,
-            &cert,
-        )?;
-        let yaml = config::kube_proxy_yaml(&kubeconfig, &self.name, GATEWAY, free_port()?)?;
-        std::fs::write(&self.kube_proxy_config, yaml)
-            .map_err(|e| Error::io(&self.kube_proxy_config, e))?;
-        let mut cmd = Command::new(&self.kube_proxy);
-        cmd.arg(format!("--config={}", self.kube_proxy_config.display()))
-            .arg("--v=1");
-        self.spawn("kube-proxy", &mut cmd)
-    }
-
     async fn wait_ready(
         &mut self,
         plane: &ControlPlane,
@@ -433,6 +323,18 @@ impl Node {
                 ));
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Fails if `process` logged an unknown field of its configuration file.
+    fn config_accepted(&self, process: &str) -> Result<(), Error> {
+        let log = self.dir.join("logs").join(format!("{process}.log"));
+        let text = std::fs::read_to_string(&log).map_err(|e| Error::io(&log, e))?;
+        match text.lines().find(|l| l.contains("unknown field")) {
+            Some(line) => Err(Error::Harness(format!(
+                "{process} ignored part of its configuration: {line}"
+            ))),
+            None => Ok(()),
         }
     }
 
@@ -495,6 +397,7 @@ impl Node {
         );
         host::remove_container_log_links(&self.dir);
         remove_cni_cache();
+        host::remove_new_fixed_dirs(&self.fixed_dirs_before);
         // The next node may start now.
         drop(self.lock.take());
     }
@@ -532,40 +435,6 @@ async fn take_lock(timeout: Duration) -> Result<File, Error> {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(Error::io(path, e)),
         }
-    }
-}
-
-/// The `kubernetes` Service's endpoint: the apiserver at the node's bridge address (the
-/// control plane runs without an endpoint reconciler, its advertise address being loopback).
-async fn set_kubernetes_endpoint(plane: &ControlPlane) -> Result<(), Error> {
-    let slices: Api<EndpointSlice> = Api::namespaced(plane.client().await?, "default");
-    let slice: EndpointSlice = serde_json::from_value(serde_json::json!({
-        "apiVersion": "discovery.k8s.io/v1",
-        "kind": "EndpointSlice",
-        "metadata": {
-            "name": "kubernetes",
-            "labels": {
-                "kubernetes.io/service-name": "kubernetes",
-                "endpointslice.kubernetes.io/managed-by": "gongshu-e2e.node",
-            },
-        },
-        "addressType": "IPv4",
-        "endpoints": [{"addresses": [GATEWAY.to_string()], "conditions": {"ready": true}}],
-        "ports": [{"name": "https", "port": plane.port(), "protocol": "TCP"}],
-    }))
-    .map_err(|e| Error::Harness(e.to_string()))?;
-    match slices.create(&PostParams::default(), &slice).await {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(s)) if s.code == 409 => {
-            let mut existing = slices.get("kubernetes").await?;
-            existing.endpoints = slice.endpoints;
-            existing.ports = slice.ports;
-            slices
-                .replace("kubernetes", &PostParams::default(), &existing)
-                .await?;
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
     }
 }
 

@@ -140,8 +140,15 @@ fn assert_clean(node_dir: &Path, pids: &[i32], cgroup_root: &str, socket: &str) 
     );
     let cgroup = Path::new("/sys/fs/cgroup/memory").join(cgroup_root.trim_start_matches('/'));
     assert!(!cgroup.exists(), "cgroup {} left", cgroup.display());
-    let rules = host::run("iptables", &["-w", "-t", "nat", "-S"]).unwrap_or_default();
-    assert!(!rules.contains("KUBE-SERVICES"), "kube-proxy rules left");
+    for program in ["iptables", "ip6tables"] {
+        for table in ["filter", "nat", "mangle"] {
+            let rules = host::run(program, &["-w", "-t", table, "-S"]).unwrap_or_default();
+            assert!(
+                !rules.contains("KUBE-"),
+                "{program} {table}: rules left:\n{rules}"
+            );
+        }
+    }
 }
 
 #[tokio::test]
@@ -288,6 +295,28 @@ async fn a_node_runs_restricted_pods_and_jobs_of_the_gongshu_image_and_stops_cle
         "the connection comes from a pod address: {peer}"
     );
     assert_eq!(first[0], 0x16, "a TLS ClientHello");
+    // While it waits for the server's answer, the container runs as the restricted profile
+    // says: seccomp filter on (RuntimeDefault), no new privileges, no capabilities, uid 65532.
+    let status = host::cgroup_pids(node.cgroup_root())
+        .into_iter()
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains("backup")
+        })
+        .find_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/status")).ok())
+        .expect("the pod's gongshu process is in the node's cgroups");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    assert_eq!(field("Seccomp:"), "2", "seccomp in filter mode:\n{status}");
+    assert_eq!(field("NoNewPrivs:"), "1");
+    assert_eq!(field("CapEff:"), "0000000000000000");
+    assert_eq!(field("CapBnd:"), "0000000000000000");
+    assert!(field("Uid:").starts_with("65532\t"), "{}", field("Uid:"));
     drop(stream);
     wait_finished(&client, &ns, "to-host", &node).await;
     eprintln!("(d) pod {peer} reached the host in {:.1?}", t.elapsed());
@@ -319,7 +348,11 @@ async fn a_node_runs_restricted_pods_and_jobs_of_the_gongshu_image_and_stops_cle
         wait_finished(&client, &ns, "second", &second).await,
         "Succeeded"
     );
+    let pids = second.pids();
+    let (node_dir, cgroup_root) = (second.dir().to_path_buf(), second.cgroup_root().to_owned());
+    let socket = second.containerd_socket().display().to_string();
     drop(second);
+    assert_clean(&node_dir, &pids, &cgroup_root, &socket);
     drop(plane);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -165,7 +165,7 @@ pub(crate) fn kubelet_yaml(s: &KubeletSettings<'_>) -> Result<String, Error> {
         "failCgroupV1": false,
         "failSwapOn": false,
         "containerRuntimeEndpoint": format!("unix://{}", s.runtime_socket.display()),
-        "podLogsDirectory": s.pod_logs,
+        "podLogsDir": s.pod_logs,
         "evictionHard": {
             "memory.available": "1Mi",
             "nodefs.available": "1%",

@@ -203,7 +203,7 @@ fn cgroup_tree(path: &str) -> Vec<PathBuf> {
 }
 
 /// The processes in the cgroup `path` or below it, in any hierarchy.
-pub(crate) fn cgroup_pids(path: &str) -> BTreeSet<i32> {
+pub fn cgroup_pids(path: &str) -> BTreeSet<i32> {
     cgroup_tree(path)
         .iter()
         .flat_map(|d| {
@@ -370,4 +370,32 @@ fn shell_words(line: &str) -> Vec<String> {
         out.push(word);
     }
     out
+}
+
+/// Host directories that the kubelet, containerd, its shims and libcni create whatever they
+/// are configured with: the device-plugin socket directory, the shims' socket directory and
+/// libcni's result cache.
+pub(crate) const FIXED_DIRS: [&str; 4] = [
+    "/var/lib/kubelet",
+    "/run/containerd",
+    "/var/lib/cni",
+    "/var/log/containers",
+];
+
+/// Which of [`FIXED_DIRS`] exist now.
+pub(crate) fn existing_fixed_dirs() -> BTreeSet<&'static str> {
+    FIXED_DIRS
+        .into_iter()
+        .filter(|d| Path::new(d).exists())
+        .collect()
+}
+
+/// Removes those of [`FIXED_DIRS`] that did not exist `before` the node started (one node
+/// runs at a time, so only it can have made them).
+pub(crate) fn remove_new_fixed_dirs(before: &BTreeSet<&'static str>) {
+    for d in FIXED_DIRS {
+        if !before.contains(d) {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
 }
