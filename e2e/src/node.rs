@@ -97,6 +97,9 @@ impl Node {
         }
         let started = Instant::now();
         let lock = take_lock(timeout).await?;
+        // What a node whose harness was killed may have left that would confuse this one (its
+        // bridge goes in `create_bridge`).
+        host::remove_kube_chains();
         if dir.exists() {
             host::unmount_all(dir);
             std::fs::remove_dir_all(dir).map_err(|e| Error::io(dir, e))?;

@@ -399,3 +399,30 @@ pub(crate) fn remove_new_fixed_dirs(before: &BTreeSet<&'static str>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::shell_words;
+
+    #[test]
+    fn iptables_rules_split_into_arguments() {
+        assert_eq!(
+            shell_words(
+                r#"INPUT -m comment --comment "kubernetes health check service ports" -j KUBE-NODEPORTS"#
+            ),
+            [
+                "INPUT",
+                "-m",
+                "comment",
+                "--comment",
+                "kubernetes health check service ports",
+                "-j",
+                "KUBE-NODEPORTS"
+            ]
+        );
+        assert_eq!(
+            shell_words(r#"X --comment "" -j Y"#),
+            ["X", "--comment", "", "-j", "Y"]
+        );
+    }
+}

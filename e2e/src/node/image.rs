@@ -302,3 +302,98 @@ fn sha256_file(path: &Path) -> Result<String, Error> {
     }
     Ok(hex::encode(hasher.finalize()))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    fn entries(tar_bytes: &[u8]) -> std::collections::BTreeMap<String, Vec<u8>> {
+        let mut archive = tar::Archive::new(tar_bytes);
+        archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let path = e.path().unwrap().display().to_string();
+                let mut bytes = Vec::new();
+                e.read_to_end(&mut bytes).unwrap();
+                (path, bytes)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_archive_holds_the_manifest_config_and_layer_docker_load_expects() {
+        let dir = std::env::temp_dir().join(format!(
+            "gongshu-image-test-{}",
+            crate::harness::random_suffix()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let binary = dir.join("tool");
+        std::fs::write(&binary, b"#!/bin/true\n").unwrap();
+        let layer = Layer {
+            files: vec![("usr/local/bin/tool".into(), binary, 0o755)],
+            contents: vec![(
+                "etc/passwd".into(),
+                b"nonroot:x:65532:65532::/:/x\n".to_vec(),
+                0o644,
+            )],
+            dirs: vec![("tmp".into(), 0o1777)],
+        };
+        let config = ImageConfig {
+            entrypoint: &["/usr/local/bin/tool"],
+            user: "65532:65532",
+        };
+        let out = dir.join("image.tar");
+        let reference = write_archive(
+            &out,
+            |hex| format!("gongshu.local/t:{}", &hex[..12]),
+            &layer,
+            &config,
+        )
+        .unwrap();
+        let outer = entries(&std::fs::read(&out).unwrap());
+        let manifest: serde_json::Value = serde_json::from_slice(&outer["manifest.json"]).unwrap();
+        assert_eq!(manifest[0]["RepoTags"][0], reference);
+        let layer_path = manifest[0]["Layers"][0].as_str().unwrap();
+        let layer_bytes = &outer[layer_path];
+        let config_json: serde_json::Value =
+            serde_json::from_slice(&outer[manifest[0]["Config"].as_str().unwrap()]).unwrap();
+        let diff_id = format!("sha256:{}", hex::encode(Sha256::digest(layer_bytes)));
+        assert_eq!(config_json["rootfs"]["diff_ids"][0], diff_id);
+        assert!(reference.ends_with(&diff_id["sha256:".len()..][..12]));
+        assert_eq!(config_json["config"]["User"], "65532:65532");
+        let inner = entries(layer_bytes);
+        let names: Vec<&str> = inner.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "etc/",
+                "etc/passwd",
+                "tmp/",
+                "usr/",
+                "usr/local/",
+                "usr/local/bin/",
+                "usr/local/bin/tool"
+            ]
+        );
+        assert_eq!(inner["usr/local/bin/tool"], b"#!/bin/true\n");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn ldd_output_gives_the_libraries_and_the_loader() {
+        let libs = shared_libraries(Path::new("/bin/sh")).unwrap();
+        assert!(
+            libs.iter()
+                .any(|l| l.to_string_lossy().contains("ld-linux")),
+            "{libs:?}"
+        );
+        assert!(
+            libs.iter().all(|l| l.is_absolute() && l.exists()),
+            "{libs:?}"
+        );
+    }
+}
