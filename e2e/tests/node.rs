@@ -1,8 +1,8 @@
 //! The harness's node: on a fresh control plane, a real kubelet with containerd and runc runs
 //! the locally built `gongshu` image in PSS-restricted pods: a Pod to completion (its log read
 //! through the apiserver), a Job, a pod that reaches the apiserver with its in-cluster
-//! configuration through the `kubernetes` Service (kube-proxy), and a pod that reaches a
-//! server on the host at the node's gateway address. Stopping the node leaves nothing behind,
+//! configuration through the `kubernetes` Service (kube-proxy), a pod that reaches a server on
+//! the host at the node's gateway address, and a Deployment's replicas. Stopping the node leaves nothing behind,
 //! and a second node starts on the same machine.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
@@ -22,6 +22,7 @@ use gongshu_e2e::{
     upstream,
 };
 use k8s_openapi::api::{
+    apps::v1::Deployment,
     batch::v1::Job,
     core::v1::{Pod, ServiceAccount},
 };
@@ -321,7 +322,51 @@ async fn a_node_runs_restricted_pods_and_jobs_of_the_gongshu_image_and_stops_cle
     wait_finished(&client, &ns, "to-host", &node).await;
     eprintln!("(d) pod {peer} reached the host in {:.1?}", t.elapsed());
 
-    // Stopping leaves nothing behind; a second node starts on the same machine.
+    // (e) A Deployment's replicas run and become available (the locally built pause image
+    // runs until stopped; a ReplicaSet, not a test, owns the pods).
+    let t = Instant::now();
+    let mut spec = pod_spec(node::PAUSE_IMAGE, &[], &[]);
+    spec["restartPolicy"] = "Always".into();
+    spec["containers"][0]["name"] = "pause".into();
+    spec["containers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("args");
+    let deployment: Deployment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "idle"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app": "idle"}},
+            "template": {"metadata": {"labels": {"app": "idle"}}, "spec": spec},
+        },
+    }))
+    .unwrap();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &ns);
+    deployments
+        .create(&PostParams::default(), &deployment)
+        .await
+        .unwrap();
+    loop {
+        let status = deployments
+            .get("idle")
+            .await
+            .unwrap()
+            .status
+            .unwrap_or_default();
+        if status.available_replicas == Some(2) {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(120),
+            "deployment: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!("(e) deployment available in {:.1?}", t.elapsed());
+
+    // Stopping leaves nothing behind (two pods still running); a second node starts on the
+    // same machine.
     let pids = node.pids();
     let (node_dir, cgroup_root) = (node.dir().to_path_buf(), node.cgroup_root().to_owned());
     let socket = node.containerd_socket().display().to_string();
