@@ -11,7 +11,23 @@
 //! iptables chains); a second [`Node::start`] waits for the first to stop. [`Node::stop`] (or
 //! dropping it) kills the kubelet, the pods' containers and shims and containerd, unmounts
 //! what they mounted, removes the pods' network namespaces, the bridge, kube-proxy's rules and
-//! the cgroups, so that the next node starts clean. Needs root.
+//! the cgroups, so that the next node starts clean. Needs root and cgroup v1.
+//!
+//! ```ignore
+//! let plane = ControlPlane::start_for_nodes(&dir.join("plane"), &upstream::binaries(),
+//!     DEFAULT_READY_TIMEOUT).await?;
+//! let node = Node::start(&plane, &dir.join("node")).await?;       // Ready, kube-proxy synced
+//! let image = node.import_gongshu_image()?;     // "gongshu.local/gongshu:<digest prefix>"
+//! let listener = TcpListener::bind((node.gateway_ip(), 0)).await?; // what pods can reach
+//! // Pods: `image`, `imagePullPolicy: Never`; PSS `restricted` works (user 65532, seccomp
+//! // RuntimeDefault, no capabilities). `kubectl logs`/`exec` go apiserver → kubelet over
+//! // TLS, the kubelet's serving certificate checked against the harness CA.
+//! ```
+//!
+//! Each Pod gets an address in 10.77.0.0/24 on [`BRIDGE`], the host's resolver (there is no
+//! cluster DNS) and `KUBERNETES_SERVICE_HOST=10.96.0.1`, which kube-proxy sends to the
+//! apiserver at the gateway. The node's processes log to `<dir>/logs/`; the kubelet's pod logs
+//! are in `<dir>/pod-logs/`.
 
 mod components;
 mod config;
@@ -84,6 +100,18 @@ impl Node {
         if !plane.serves_nodes() {
             return Err(Error::Harness(
                 "the control plane was not started with ControlPlane::start_for_nodes".into(),
+            ));
+        }
+        if !nix::unistd::geteuid().is_root() {
+            return Err(Error::Harness(
+                "a node needs root (bridge, mounts, cgroups, iptables)".into(),
+            ));
+        }
+        if !Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists() {
+            return Err(Error::Harness(
+                "a node needs cgroup v1 hierarchies under /sys/fs/cgroup (the only setup it was \
+                 built and tested on)"
+                    .into(),
             ));
         }
         let bins = upstream::binaries();
