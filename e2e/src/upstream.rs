@@ -1,4 +1,4 @@
-//! The upstream binaries of the local control plane, built from their Go modules (pinned in
+//! The upstream binaries of the local control plane and its node, built from their Go modules (pinned in
 //! `e2e/upstream/*/go.mod`) into a cache that survives clones: `$GONGSHU_CACHE` or
 //! `~/.cache/gongshu`; the Gateway API CRDs come from Go's module cache.
 
