@@ -1,7 +1,8 @@
 //! The real local control plane and the end-to-end harness.
 //!
 //! - [`upstream`] builds etcd, kube-apiserver, kube-controller-manager, kubectl, and the
-//!   node's kubelet, kube-scheduler and kube-proxy from their pinned Go modules, once, into a cache, and downloads the Gateway API CRDs.
+//!   node's kubelet, kube-scheduler and kube-proxy from their pinned Go modules, once, into a
+//!   cache, and downloads the Gateway API CRDs.
 //! - [`pki`] and [`controlplane`] start them on loopback with TLS, RBAC and ServiceAccount
 //!   tokens, and stop them with nothing left behind.
 //! - [`harness`] gives each integration test a client and a fresh namespace on the control
