@@ -58,6 +58,10 @@ struct Args {
     /// Concurrent clients of the lookup runs (each one connection, sequential requests).
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
+    /// Talk to the exchange over HTTP/2 instead of HTTP/1.1 (lookups: one connection per
+    /// client task either way; the download: one connection).
+    #[arg(long)]
+    http2: bool,
     /// Seconds of each measured lookup run.
     #[arg(long, default_value_t = 15)]
     seconds: u64,
@@ -420,6 +424,25 @@ where
     Ok(run)
 }
 
+/// An HTTPS client of its own for one client task: HTTP/1.1 on one keep-alive connection,
+/// as a consumer's pod would hold, or (`http2`) HTTP/2.
+fn one_connection(ca_file: &Path, http2: bool) -> Result<reqwest::Client, Error> {
+    let pem = std::fs::read(ca_file).map_err(|e| fail("CA file")(e.to_string()))?;
+    let ca = reqwest::Certificate::from_pem(&pem).map_err(|e| fail("CA")(e.to_string()))?;
+    let builder = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .tls_built_in_root_certs(false)
+        .pool_max_idle_per_host(1);
+    let builder = if http2 {
+        builder.http2_prior_knowledge()
+    } else {
+        builder.http1_only()
+    };
+    builder
+        .build()
+        .map_err(|e| fail("HTTPS client")(e.to_string()))
+}
+
 /// The numbers the verdicts need from the lookups.
 struct Lookups {
     direct_rate: f64,
@@ -508,15 +531,15 @@ async fn lookups(bench: &Bench, args: &Args, report: &mut Report) -> Result<Look
             Err(_) => false,
         }
     };
-    let clients: Vec<_> = (0..args.concurrency)
+    let clients = (0..args.concurrency)
         .map(|_| {
-            Arc::new((
-                bench.exchange.http.clone(),
+            Ok(Arc::new((
+                one_connection(&bench.exchange.ca_file, args.http2)?,
                 base.clone(),
                 bench.token.clone(),
-            ))
+            )))
         })
-        .collect();
+        .collect::<Result<Vec<_>, Error>>()?;
     load(&clients, rows, WARMUP, through).await?;
     let exchange_pid = bench.exchange.process.pid();
     let pg_before = postgres_cpu(postmaster);
@@ -686,7 +709,7 @@ async fn download(bench: &Bench, args: &Args, report: &mut Report) -> Result<Dow
             }
         });
         let started = Instant::now();
-        let written = fetch_to(bench, &exchange_file).await;
+        let written = fetch_to(bench, args.http2, &exchange_file).await;
         let elapsed = started.elapsed();
         sampling.store(false, Ordering::Relaxed);
         let _ = sampler.await;
@@ -736,10 +759,8 @@ async fn download(bench: &Bench, args: &Args, report: &mut Report) -> Result<Dow
 }
 
 /// `GET …/download?format=csv` streamed into `file` chunk by chunk; the bytes written.
-async fn fetch_to(bench: &Bench, file: &Path) -> Result<u64, Error> {
-    let response = bench
-        .exchange
-        .http
+async fn fetch_to(bench: &Bench, http2: bool, file: &Path) -> Result<u64, Error> {
+    let response = one_connection(&bench.exchange.ca_file, http2)?
         .get(bench.url("bulk", "/download?format=csv"))
         .bearer_auth(&bench.token)
         .send()

@@ -14,6 +14,7 @@ pub mod events;
 pub mod exchange;
 pub mod exchange_deploy;
 pub mod health;
+pub mod https;
 pub mod leader;
 pub mod metrics;
 pub mod operator;

@@ -38,10 +38,12 @@ fn main() -> ExitCode {
                 .await
                 .map_err(|e| e.to_string())
         }),
-        Command::Exchange(args) => block_on(async move {
-            exchange::run(args.config())
-                .await
-                .map_err(|e| e.to_string())
+        Command::Exchange(args) => runtime(args.worker_threads).and_then(|runtime| {
+            runtime.block_on(async move {
+                exchange::run(args.config())
+                    .await
+                    .map_err(|e| e.to_string())
+            })
         }),
         // Exit 2 on any error, as for a usage error: the report is all or nothing.
         Command::Report(args) => {
@@ -83,9 +85,19 @@ fn main() -> ExitCode {
 
 /// Runs `work` on a multi-threaded runtime.
 fn block_on<T>(work: impl std::future::Future<Output = Result<T, String>>) -> Result<T, String> {
-    tokio::runtime::Runtime::new()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?
-        .block_on(work)
+    runtime(0)?.block_on(work)
+}
+
+/// A multi-threaded runtime with `workers` threads (0: tokio's default, one per CPU).
+fn runtime(workers: usize) -> Result<tokio::runtime::Runtime, String> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if workers > 0 {
+        builder.worker_threads(workers);
+    }
+    builder
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
 fn crd_command(args: &CrdArgs) -> Result<(), String> {

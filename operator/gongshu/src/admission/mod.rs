@@ -209,7 +209,7 @@ pub async fn serve(
         stopping.graceful_shutdown(Some(Duration::from_secs(5)));
     });
     info!(addr = %config.addr, "admission webhook listening (/validate)");
-    axum_server::bind_rustls(config.addr, tls)
+    crate::https::bind(config.addr, tls)
         .handle(handle)
         .serve(router(Webhook { caches, metrics }).into_make_service())
         .await

@@ -552,14 +552,14 @@ struct Metered {
 impl Metered {
     fn count(&mut self, chunk: &[u8]) {
         match self.output {
-            Output::Jsonl => self.rows += chunk.iter().filter(|b| **b == b'\n').count() as u64,
+            Output::Jsonl => self.rows += memchr::memchr_iter(b'\n', chunk).count() as u64,
             // A newline inside a quoted CSV cell is not a row end; `""` toggles twice.
             Output::Csv => {
-                for byte in chunk {
-                    match byte {
-                        b'"' => self.in_quotes = !self.in_quotes,
-                        b'\n' if !self.in_quotes => self.rows += 1,
-                        _ => {}
+                for at in memchr::memchr2_iter(b'"', b'\n', chunk) {
+                    if chunk[at] == b'"' {
+                        self.in_quotes = !self.in_quotes;
+                    } else if !self.in_quotes {
+                        self.rows += 1;
                     }
                 }
             }

@@ -358,7 +358,7 @@ pub async fn serve(
         stopping.graceful_shutdown(Some(Duration::from_secs(10)));
     });
     info!(addr = %config.addr, audit = %config.audit_dir.display(), "exchange listening (HTTPS)");
-    let served = axum_server::bind_rustls(config.addr, tls)
+    let served = crate::https::bind(config.addr, tls)
         .handle(handle)
         .serve(
             handlers::router(exchange.clone())

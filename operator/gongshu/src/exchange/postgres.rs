@@ -4,7 +4,10 @@
 use std::{
     collections::HashMap,
     pin::Pin,
-    sync::{Arc, Mutex, PoisonError},
+    sync::{
+        Arc, Mutex, PoisonError,
+        atomic::{AtomicUsize, Ordering},
+    },
     task::{Context, Poll},
     time::{Duration, Instant},
 };
@@ -20,6 +23,9 @@ use super::sql::{Table, ident};
 
 /// Connections per source pool.
 const POOL_SIZE: usize = 16;
+/// Connections of a pool that keyed lookups and verifications share (see [`Shared`]): as
+/// many as PostgreSQL can keep busy on a small machine, a quarter of the pool.
+const SHARED: usize = 4;
 /// How long a connection URI read from a Secret is trusted before it is read again (so a
 /// rotated password is picked up).
 const SECRET_TTL: Duration = Duration::from_secs(300);
@@ -98,7 +104,49 @@ struct Entry {
     uri: String,
     read: Instant,
     pool: Pool,
+    shared: Arc<Shared>,
     tables: Mutex<HashMap<String, Arc<Table>>>,
+}
+
+/// A few pooled connections that keyed lookups and verifications use together instead of
+/// checking one out each.
+///
+/// tokio-postgres pipelines the statements of concurrent callers on one connection: the
+/// connection task writes every queued statement in one go and PostgreSQL answers them in
+/// order. Under load PostgreSQL and the exchange then wake once for several queries instead
+/// of once per query, and on a small machine those wake-ups (not the queries) are most of the
+/// cost (`bench/results/exchange-*.md`). Only statements that touch one key by index share a
+/// connection, so none waits long behind another; pages, whose filters may scan, and
+/// downloads keep a connection of their own.
+struct Shared {
+    pool: Pool,
+    slots: Vec<Mutex<Option<Arc<Object>>>>,
+    next: AtomicUsize,
+}
+
+impl Shared {
+    fn new(pool: Pool) -> Self {
+        Self {
+            pool,
+            slots: (0..SHARED).map(|_| Mutex::new(None)).collect(),
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// The next shared connection, round robin; a closed one is replaced from the pool.
+    async fn get(&self) -> Result<Arc<Object>, SourceError> {
+        let slot = &self.slots[self.next.fetch_add(1, Ordering::Relaxed) % self.slots.len()];
+        if let Some(client) = slot.lock().unwrap_or_else(PoisonError::into_inner).as_ref()
+            && !client.is_closed()
+        {
+            return Ok(client.clone());
+        }
+        // Two callers may both find the slot empty: the connection of the one that stores
+        // last stays, the other's goes back to the pool when its query is done.
+        let fresh = Arc::new(self.pool.get().await?);
+        *slot.lock().unwrap_or_else(PoisonError::into_inner) = Some(fresh.clone());
+        Ok(fresh)
+    }
 }
 
 /// The pools of every PostgreSQL source the exchange has served, by Secret.
@@ -117,6 +165,7 @@ impl std::fmt::Debug for Postgres {
 #[derive(Clone)]
 pub struct Source {
     pool: Pool,
+    shared: Arc<Shared>,
     /// The table with its key columns and column types.
     pub table: Arc<Table>,
 }
@@ -181,6 +230,7 @@ impl Postgres {
         };
         Ok(Source {
             pool: entry.pool.clone(),
+            shared: entry.shared.clone(),
             table,
         })
     }
@@ -219,6 +269,7 @@ impl Postgres {
                 uri,
                 read: Instant::now(),
                 pool: entry.pool.clone(),
+                shared: entry.shared.clone(),
                 tables: Mutex::new(
                     entry
                         .tables
@@ -255,6 +306,7 @@ impl Postgres {
                 Arc::new(Entry {
                     uri,
                     read: Instant::now(),
+                    shared: Arc::new(Shared::new(pool.clone())),
                     pool,
                     tables: Mutex::new(HashMap::new()),
                 })
@@ -318,7 +370,7 @@ impl Source {
         fields: &[String],
         key: &[String],
     ) -> Result<Option<String>, SourceError> {
-        let client = self.pool.get().await?;
+        let client = self.shared.get().await?;
         let statement = client.prepare_cached(&self.table.lookup(fields)).await?;
         let values: Vec<Option<String>> = key.iter().cloned().map(Some).collect();
         let row = client.query_opt(&statement, &params(&values)).await?;
@@ -359,7 +411,7 @@ impl Source {
         offered: &[(String, Option<String>)],
     ) -> Result<Option<Vec<bool>>, SourceError> {
         let columns: Vec<String> = offered.iter().map(|(c, _)| c.clone()).collect();
-        let client = self.pool.get().await?;
+        let client = self.shared.get().await?;
         let statement = client.prepare_cached(&self.table.verify(&columns)).await?;
         let mut values: Vec<Option<String>> = key.iter().cloned().map(Some).collect();
         values.extend(offered.iter().map(|(_, v)| v.clone()));
