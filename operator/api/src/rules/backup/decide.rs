@@ -92,6 +92,9 @@ pub struct Context<'a> {
     /// Runners that ended without their own report, as far as the operator can tell (failed
     /// Jobs, pods that never started); recorded unless the runner reported after `created`.
     pub ended: &'a [Ended],
+    /// What the runner in use cannot do with this spec ([`super::job::problems`] for Jobs):
+    /// the policy stalls on them as on an invalid spec.
+    pub refused: &'a [crate::rules::Problem],
 }
 
 /// A runner the operator saw fail from outside: its Job failed or never got a running pod.
@@ -225,7 +228,8 @@ pub fn decide(
         busy: false,
         events: Vec::new(),
     };
-    let problems = validate(spec, now);
+    let mut problems = validate(spec, now);
+    problems.extend(ctx.refused.iter().cloned());
     let (Ok(tz), Ok(cron), Ok(rpo), true) = (
         TimeZone::get(&spec.time_zone),
         parse_schedule(&spec.schedule),

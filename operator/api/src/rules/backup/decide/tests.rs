@@ -60,6 +60,7 @@ fn ctx() -> Context<'static> {
         drill_active: false,
         timing: Timing::default(),
         ended: &[],
+        refused: &[],
     }
 }
 
@@ -1241,8 +1242,5 @@ fn a_drill_job_that_never_started_is_a_failed_drill() {
     assert_eq!(d.status.last_failure, None);
     let failed = d.status.last_failed_drill.as_ref().unwrap();
     assert_eq!(failed.category, RUNNER_NOT_STARTED);
-    assert_eq!(
-        condition(&d.status, RESTORE_VERIFIED).reason,
-        DRILL_FAILED
-    );
+    assert_eq!(condition(&d.status, RESTORE_VERIFIED).reason, DRILL_FAILED);
 }
