@@ -1244,3 +1244,26 @@ fn a_drill_job_that_never_started_is_a_failed_drill() {
     assert_eq!(failed.category, RUNNER_NOT_STARTED);
     assert_eq!(condition(&d.status, RESTORE_VERIFIED).reason, DRILL_FAILED);
 }
+
+#[test]
+fn what_the_runner_refuses_stalls_the_policy_and_starts_nothing() {
+    // SEC-1: a Job runner cannot read a path source; the policy says so instead of failing runs.
+    let refused = [crate::rules::Problem::rule(
+        "SEC-1",
+        "spec.sources[1].auditLog",
+        "the operator runs backups as Jobs",
+    )];
+    let ctx = Context {
+        refused: &refused,
+        ..ctx()
+    };
+    let d = decide(&spec(), Some(&scheduled(RUN_BEFORE_YESTERDAY)), &ctx, now());
+    assert!(d.launch.is_empty(), "{:?}", d.launch);
+    let stalled = condition(&d.status, status::STALLED);
+    assert_eq!(stalled.status, status::TRUE);
+    assert!(
+        stalled.message.contains("spec.sources[1].auditLog"),
+        "{}",
+        stalled.message
+    );
+}
