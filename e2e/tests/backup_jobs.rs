@@ -5,7 +5,9 @@
 //! SubjectAccessReview that the runner may read the Secrets its policy names and no other, no
 //! second Job while one is unfinished (across an operator restart too), and a Job that
 //! Kubernetes fails (its pod never runs: this control plane has no node) recorded in the
-//! policy's status and as an Event, then retried as a new Job. The control plane is the test's
+//! policy's status and as an Event, then retried as a new Job; and a Job whose pod does not
+//! run within the start timeout recorded as `RunnerNotStarted`, deleted and retried. The
+//! control plane is the test's
 //! own: the shared one's operator runs processes.
 //!
 //! The operator's settings here: Jobs fail 90 s after they start (`activeDeadlineSeconds`),
@@ -394,7 +396,8 @@ async fn runs_are_jobs_of_the_backup_account_never_doubled_and_their_failures_ar
         c.stop_operator(first, Duration::from_secs(15)),
         "graceful stop"
     );
-    c.start_operator(&binary, "operator-2", &env)
+    let (second, _) = c
+        .start_operator(&binary, "operator-2", &env)
         .await
         .expect("operator restarts");
     let job_created = job.creation_timestamp().unwrap().0;
@@ -412,7 +415,7 @@ async fn runs_are_jobs_of_the_backup_account_never_doubled_and_their_failures_ar
         .collect();
     assert_eq!(
         live,
-        [first_name.clone()],
+        std::slice::from_ref(&first_name),
         "one run, across a restart and a scheduled time"
     );
 
@@ -466,6 +469,66 @@ async fn runs_are_jobs_of_the_backup_account_never_doubled_and_their_failures_ar
             .await
             .iter()
             .any(|j| j.name_any() == first_name && finished(j))
+    );
+
+    // A Job whose pod does not run within the start timeout (here no node ever runs it; in
+    // a cluster an image that cannot be pulled, or no room): recorded as RunnerNotStarted,
+    // deleted with its pending pod, and retried as the next attempt. An operator with a 5 s
+    // start timeout takes over.
+    assert!(
+        c.stop_operator(second, Duration::from_secs(15)),
+        "graceful stop"
+    );
+    let mut impatient = env.clone();
+    impatient.push(("GONGSHU_BACKUP_JOB_START_SECONDS", "5"));
+    c.start_operator(&binary, "operator-3", &impatient)
+        .await
+        .expect("operator restarts");
+    let failure = until(
+        Duration::from_secs(60),
+        "RunnerNotStarted in the status",
+        || async {
+            policies
+                .get("nightly")
+                .await
+                .ok()?
+                .status?
+                .last_failure
+                .filter(|f| f.category == "RunnerNotStarted")
+        },
+    )
+    .await;
+    assert_eq!(failure.backup_id, retry.name_any());
+    assert_eq!(failure.attempts, 2);
+    assert!(
+        failure.message.contains("was not running 5s after"),
+        "{}",
+        failure.message
+    );
+    until(Duration::from_secs(30), "the stuck Job deleted", || async {
+        let names: Vec<_> = jobs(&jobs_api, &uid)
+            .await
+            .iter()
+            .map(ResourceExt::name_any)
+            .collect();
+        (!names.contains(&retry.name_any())).then_some(())
+    })
+    .await;
+    until(
+        Duration::from_secs(30),
+        "the next attempt's Job",
+        || async {
+            jobs(&jobs_api, &uid)
+                .await
+                .into_iter()
+                .find(|j| j.name_any().ends_with("-2"))
+        },
+    )
+    .await;
+    let events = observe::events_of(&client, &ns, "nightly").await.unwrap();
+    assert!(
+        events.get("RunnerFailed").copied().unwrap_or(0) >= 2,
+        "{events:?}"
     );
 
     stop.store(true, Ordering::Relaxed);

@@ -147,7 +147,11 @@ status:
     #[test]
     fn an_unfinished_job_is_a_run_in_progress_until_its_pod_fails_to_start_in_time() {
         let pending = job(PENDING);
-        let t = track(std::slice::from_ref(&pending), ts("2026-11-22T18:05:00Z"), TIMEOUT);
+        let t = track(
+            std::slice::from_ref(&pending),
+            ts("2026-11-22T18:05:00Z"),
+            TIMEOUT,
+        );
         assert!(t.backup_active && !t.drill_active && t.ended.is_empty());
         let t = track(&[pending], ts("2026-11-22T18:10:05Z"), TIMEOUT);
         assert!(!t.backup_active);
