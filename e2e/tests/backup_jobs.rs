@@ -1,14 +1,14 @@
 //! Backup runs as Kubernetes Jobs (`--backup-runner job`, SEC-1) against the real apiserver and
 //! kube-controller-manager (whose Job controller creates the runner's pods and enforces
 //! `activeDeadlineSeconds`), with the operator under exactly the RBAC of `deploy/rbac.yaml`:
-//! the Job's spec, the namespace's `gongshu-backup` ServiceAccount, Role and RoleBinding, a
-//! SubjectAccessReview that the runner may read the Secrets its policy names and no other, no
-//! second Job while one is unfinished (across an operator restart too), and a Job that
-//! Kubernetes fails (its pod never runs: this control plane has no node) recorded in the
-//! policy's status and as an Event, then retried as a new Job; and a Job whose pod does not
-//! run within the start timeout recorded as `RunnerNotStarted`, deleted and retried. The
-//! control plane is the test's
-//! own: the shared one's operator runs processes.
+//! the Job's spec; the namespace's `gongshu-backup` ServiceAccount, Role and RoleBinding, and
+//! SubjectAccessReviews that the runner may read the Secrets its policy names and no other; the
+//! ValidatingAdmissionPolicy that keeps the operator's Jobs to that account; no second Job
+//! while one is unfinished (across an operator restart too); a Job that Kubernetes fails (its
+//! pod never runs: this control plane has no node) recorded in the policy's status and as an
+//! Event, then retried as a new Job; and a Job whose pod does not run within the start timeout
+//! recorded as `RunnerNotStarted`, deleted and retried. The control plane is the test's own:
+//! the shared one's operator runs processes.
 //!
 //! The operator's settings here: Jobs fail 90 s after they start (`activeDeadlineSeconds`),
 //! failures are retried after 3 s, schedules run every minute.
@@ -348,6 +348,50 @@ async fn runs_are_jobs_of_the_backup_account_never_doubled_and_their_failures_ar
         )
         .await,
         "another namespace's Secret"
+    );
+
+    // The apiserver's own policy (ValidatingAdmissionPolicy gongshu-operator-jobs): a Job the
+    // operator's account creates runs as gongshu-backup, or is denied.
+    let operator_user = "system:serviceaccount:gongshu-system:gongshu-operator";
+    let as_operator = |account: &str| {
+        let job = json!({
+            "apiVersion": "batch/v1", "kind": "Job",
+            "metadata": {"name": "probe", "namespace": ns,
+                         "labels": {"app.kubernetes.io/component": "backup-runner"}},
+            "spec": {"template": {"spec": {
+                "serviceAccountName": account, "restartPolicy": "Never",
+                "containers": [{"name": "x", "image": IMAGE}],
+            }}},
+        });
+        let mut cmd = c.env.kubectl();
+        cmd.args([
+            "create",
+            "--dry-run=server",
+            "-f",
+            "-",
+            "--as",
+            operator_user,
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("kubectl runs");
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), job.to_string().as_bytes())
+            .unwrap();
+        child.wait_with_output().unwrap()
+    };
+    let denied = as_operator("default");
+    assert!(
+        !denied.status.success(),
+        "a Job as another account was admitted"
+    );
+    let stderr = String::from_utf8_lossy(&denied.stderr);
+    assert!(stderr.contains("gongshu-operator-jobs"), "{stderr}");
+    let admitted = as_operator("gongshu-backup");
+    assert!(
+        admitted.status.success(),
+        "{}",
+        String::from_utf8_lossy(&admitted.stderr)
     );
 
     // The refused policy stalls, saying why.
