@@ -24,9 +24,9 @@ use super::sql::{Table, ident};
 /// Connections per source pool.
 const POOL_SIZE: usize = 16;
 /// Connections of a pool that keyed lookups and verifications share (see [`Shared`]). On the
-/// benchmark's two cores 2 served more than 4 (49% against 44% of direct throughput), and two
-/// PostgreSQL backends answering pipelined lookups use about a core between them at 20,000
-/// lookups a second.
+/// benchmark's two cores 2 served at least as many lookups as 4 (49% and 44% of direct
+/// throughput in one run each, on a machine busy with other work), and two PostgreSQL backends
+/// answering pipelined lookups use about half a core between them at 20,000 lookups a second.
 const SHARED: usize = 2;
 /// How long a connection URI read from a Secret is trusted before it is read again (so a
 /// rotated password is picked up).
