@@ -263,3 +263,55 @@ pub fn random_suffix() -> String {
         .map(|c| char::from(c).to_ascii_lowercase())
         .collect()
 }
+
+/// Whether `user` may `verb` `resource` (`secrets`, or with a subresource
+/// `backuppolicies/status`) of API `group`, named `name` if given, in `namespace` (cluster-wide
+/// if `None`), as a SubjectAccessReview answers. A ServiceAccount user
+/// (`system:serviceaccount:NS:NAME`) gets the groups the apiserver gives ServiceAccounts.
+pub async fn may(
+    client: &Client,
+    user: &str,
+    verb: &str,
+    group: &str,
+    resource: &str,
+    namespace: Option<&str>,
+    name: Option<&str>,
+) -> Result<bool, Error> {
+    use k8s_openapi::api::authorization::v1::{
+        ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
+    };
+    let (resource, subresource) = resource
+        .split_once('/')
+        .map_or((resource, None), |(r, s)| (r, Some(s)));
+    let groups = match user.strip_prefix("system:serviceaccount:") {
+        Some(rest) => {
+            let namespace = rest.split(':').next().unwrap_or_default();
+            vec![
+                "system:serviceaccounts".to_owned(),
+                format!("system:serviceaccounts:{namespace}"),
+            ]
+        }
+        None => Vec::new(),
+    };
+    let review = SubjectAccessReview {
+        spec: SubjectAccessReviewSpec {
+            user: Some(user.into()),
+            groups: Some(groups),
+            resource_attributes: Some(ResourceAttributes {
+                verb: Some(verb.into()),
+                group: Some(group.into()),
+                resource: Some(resource.into()),
+                subresource: subresource.map(Into::into),
+                namespace: namespace.map(Into::into),
+                name: name.map(Into::into),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let answered = Api::<SubjectAccessReview>::all(client.clone())
+        .create(&PostParams::default(), &review)
+        .await?;
+    Ok(answered.status.is_some_and(|s| s.allowed))
+}

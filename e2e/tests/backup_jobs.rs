@@ -31,7 +31,6 @@ use gongshu_e2e::{
     observe,
 };
 use k8s_openapi::api::{
-    authorization::v1::{ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec},
     batch::v1::Job,
     core::v1::ServiceAccount,
     rbac::v1::{Role, RoleBinding},
@@ -79,33 +78,9 @@ async fn allowed(
     namespace: &str,
     name: Option<&str>,
 ) -> bool {
-    let (resource, subresource) = resource
-        .split_once('/')
-        .map_or((resource, None), |(r, s)| (r, Some(s)));
-    let review = SubjectAccessReview {
-        spec: SubjectAccessReviewSpec {
-            user: Some(user.into()),
-            groups: Some(vec!["system:serviceaccounts".into()]),
-            resource_attributes: Some(ResourceAttributes {
-                verb: Some(verb.into()),
-                group: Some(group.into()),
-                resource: Some(resource.into()),
-                subresource: subresource.map(Into::into),
-                namespace: Some(namespace.into()),
-                name: name.map(Into::into),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    Api::<SubjectAccessReview>::all(client.clone())
-        .create(&PostParams::default(), &review)
+    gongshu_e2e::harness::may(client, user, verb, group, resource, Some(namespace), name)
         .await
         .expect("access review")
-        .status
-        .expect("status")
-        .allowed
 }
 
 fn finished(job: &Job) -> bool {

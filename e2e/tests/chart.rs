@@ -24,10 +24,7 @@ use gongshu_e2e::{
     helm::{self, Helm},
     upstream,
 };
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
-};
-use kube::{Api, Client, api::PostParams};
+use kube::Client;
 use serde_yaml::Value;
 
 const BLESS: &str = "GONGSHU_BLESS";
@@ -629,33 +626,9 @@ async fn allowed(
     namespace: Option<&str>,
     name: Option<&str>,
 ) -> bool {
-    let (resource, subresource) = resource
-        .split_once('/')
-        .map_or((resource, None), |(r, s)| (r, Some(s)));
-    let review = SubjectAccessReview {
-        spec: SubjectAccessReviewSpec {
-            user: Some(user.into()),
-            groups: Some(vec!["system:serviceaccounts".into()]),
-            resource_attributes: Some(ResourceAttributes {
-                verb: Some(verb.into()),
-                group: Some(group.into()),
-                resource: Some(resource.into()),
-                subresource: subresource.map(Into::into),
-                namespace: namespace.map(Into::into),
-                name: name.map(Into::into),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    Api::<SubjectAccessReview>::all(client.clone())
-        .create(&PostParams::default(), &review)
+    gongshu_e2e::harness::may(client, user, verb, group, resource, namespace, name)
         .await
         .expect("access review")
-        .status
-        .expect("status")
-        .allowed
 }
 
 fn kubectl(plane: &ControlPlane, args: &[&str]) -> String {

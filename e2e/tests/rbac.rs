@@ -5,10 +5,6 @@
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
 use gongshu_e2e::harness::TestEnv;
-use k8s_openapi::api::authorization::v1::{
-    ResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec,
-};
-use kube::{Api, api::PostParams};
 
 const OPERATOR: &str = "system:serviceaccount:gongshu-system:gongshu-operator";
 const EXCHANGE: &str = "system:serviceaccount:gongshu-system:gongshu-exchange";
@@ -22,36 +18,9 @@ async fn allowed(
     namespace: Option<&str>,
     name: Option<&str>,
 ) -> bool {
-    let (resource, subresource) = resource
-        .split_once('/')
-        .map_or((resource, None), |(r, s)| (r, Some(s)));
-    let review = SubjectAccessReview {
-        spec: SubjectAccessReviewSpec {
-            user: Some(user.into()),
-            groups: Some(vec![
-                "system:serviceaccounts".into(),
-                "system:serviceaccounts:gongshu-system".into(),
-            ]),
-            resource_attributes: Some(ResourceAttributes {
-                verb: Some(verb.into()),
-                group: Some(group.into()),
-                resource: Some(resource.into()),
-                subresource: subresource.map(Into::into),
-                namespace: namespace.map(Into::into),
-                name: name.map(Into::into),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    Api::<SubjectAccessReview>::all(env.client.clone())
-        .create(&PostParams::default(), &review)
+    gongshu_e2e::harness::may(&env.client, user, verb, group, resource, namespace, name)
         .await
         .expect("access review")
-        .status
-        .expect("status")
-        .allowed
 }
 
 async fn apply_rbac(env: &TestEnv) {
