@@ -35,6 +35,35 @@ pub fn operator_env() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// The operator's environment for runs as Jobs (`--backup-runner job`) of `image`: a failed
+/// run retried after 3 s (doubling), S3 retried for 3 s, progress every second, and `extra`
+/// (e.g. `GONGSHU_BACKUP_JOB_DEADLINE_SECONDS`, `GONGSHU_BACKUP_JOB_START_SECONDS`,
+/// `GONGSHU_BACKUP_IMAGE_PULL_POLICY=Never` for an image loaded into the node's containerd,
+/// `GONGSHU_BACKUP_JOB_ENV`/`GONGSHU_BACKUP_JOB_ARGS` for where a pod reaches PostgreSQL and
+/// S3). Runner Jobs are named `<policy>-r<yyyymmddhhmm>-<attempt>` (drills `-v…`), labelled
+/// `gongshu.io/backup-policy-uid=<uid>` and `gongshu.io/backup=run|verify`, and run as
+/// `gongshu-backup` in the policy's namespace.
+pub fn job_operator_env(image: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
+        ("GONGSHU_BACKUP_RUNNER", "job"),
+        ("GONGSHU_BACKUP_IMAGE", image),
+        ("GONGSHU_BACKUP_LOST_AFTER_SECONDS", "8"),
+        ("GONGSHU_BACKUP_RETRY_SECONDS", "3"),
+        ("GONGSHU_BACKUP_S3_RETRY_SECONDS", "3"),
+        ("GONGSHU_BACKUP_PROGRESS_SECONDS", "1"),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect();
+    // A later entry for a variable replaces an earlier one.
+    let mut seen = std::collections::HashSet::new();
+    env.reverse();
+    env.retain(|(k, _)| seen.insert(k.clone()));
+    env.reverse();
+    env
+}
+
 /// A directory of the test's own (sources, local destination, key) and an S3 server with a
 /// bucket; the server is stopped and the directory removed when this is dropped (both kept
 /// when the test fails).

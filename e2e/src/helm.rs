@@ -31,6 +31,9 @@ pub const PROMETHEUS_OPERATOR_CRDS: [&str; 2] = ["servicemonitors", "prometheusr
 pub const RBAC_NAMESPACE: &str = "gongshu-system";
 /// The chart's template that `deploy/rbac.yaml` renders.
 pub const RBAC_TEMPLATE: &str = "templates/rbac.yaml";
+/// The chart's template of the process runner's RBAC, which
+/// `deploy/rbac-process-runner.yaml` renders with `backups.runner=process`.
+pub const PROCESS_RUNNER_RBAC_TEMPLATE: &str = "templates/rbac-process-runner.yaml";
 
 /// Where `helm` is, or will be once built.
 pub fn helm_binary() -> PathBuf {
@@ -183,6 +186,29 @@ pub fn rendered_rbac(helm: &Helm, repo: &Path) -> Result<String, Error> {
          apiVersion: v1\n\
          kind: Namespace\n\
          metadata:\n  name: {RBAC_NAMESPACE}\n\
+         {rbac}"
+    ))
+}
+
+/// What `deploy/rbac-process-runner.yaml` must hold: the chart's process-runner RBAC
+/// template rendered with `backups.runner=process` in the operator's namespace.
+pub fn rendered_process_runner_rbac(helm: &Helm, repo: &Path) -> Result<String, Error> {
+    let rbac = helm.template(
+        repo,
+        RBAC_NAMESPACE,
+        &[
+            "--show-only",
+            PROCESS_RUNNER_RBAC_TEMPLATE,
+            "--set",
+            "backups.runner=process",
+        ],
+    )?;
+    Ok(format!(
+        "# Generated from charts/gongshu/{PROCESS_RUNNER_RBAC_TEMPLATE} (the source: edit that\n\
+         # file) by\n\
+         #   GONGSHU_BLESS=1 cargo xtask test -- --test chart\n\
+         # The process runner's ServiceAccount gongshu-backup in {RBAC_NAMESPACE} (backups.runner=process),\n\
+         # which the demo and the e2e suite give the `gongshu backup` processes the operator starts.\n\
          {rbac}"
     ))
 }

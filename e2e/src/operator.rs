@@ -22,7 +22,8 @@ use crate::{
 /// Installs what the operator needs on the cluster of `kubeconfig`, as the chart would: the
 /// Gateway API CRDs whose routes the admission rules deny ([`install_gateway_api`]), the CRDs
 /// from `<repo>/crds` (waiting until they are established), then `<repo>/deploy/rbac.yaml`
-/// (the operator's namespace, ServiceAccount and least-privilege RBAC). Idempotent.
+/// (the operator's namespace, ServiceAccount and least-privilege RBAC) and
+/// `<repo>/deploy/rbac-process-runner.yaml` (the process runner's). Idempotent.
 pub fn install(kubectl: &Path, kubeconfig: &Path, repo: &Path) -> Result<(), Error> {
     install_gateway_api(kubectl, kubeconfig, repo)?;
     let crds = repo.join("crds");
@@ -49,10 +50,18 @@ pub fn install(kubectl: &Path, kubeconfig: &Path, repo: &Path) -> Result<(), Err
             "--timeout=60s",
         ],
     )?;
+    // The process runner's account too: the suites run backups both ways.
+    let process_runner = repo.join("deploy/rbac-process-runner.yaml");
     run_kubectl(
         kubectl,
         kubeconfig,
-        &["apply".as_ref(), "-f".as_ref(), rbac.as_os_str()],
+        &[
+            "apply".as_ref(),
+            "-f".as_ref(),
+            rbac.as_os_str(),
+            "-f".as_ref(),
+            process_runner.as_os_str(),
+        ],
     )
 }
 

@@ -214,27 +214,39 @@ fn the_packaged_chart_holds_the_generated_crds_rules_and_dashboard_byte_for_byte
 }
 
 /// `deploy/rbac.yaml` is generated from the chart's RBAC template (the one source), for
-/// installing without Helm; `GONGSHU_BLESS=1` rewrites it.
+/// installing without Helm; `GONGSHU_BLESS=1` rewrites it. So is
+/// `deploy/rbac-process-runner.yaml`, the process runner's (`backups.runner=process`).
 #[test]
 fn deploy_rbac_yaml_is_the_charts_rbac_rendered_with_default_values() {
-    let expected = helm::rendered_rbac(&helm(), &repo()).expect("render the RBAC");
-    let path = repo().join("deploy/rbac.yaml");
-    if std::env::var_os(BLESS).is_some_and(|v| v == "1") {
-        std::fs::write(&path, &expected).unwrap();
-        return;
-    }
-    let committed = std::fs::read_to_string(&path).unwrap();
-    if committed != expected {
-        let line = committed
-            .lines()
-            .zip(expected.lines())
-            .position(|(c, e)| c != e)
-            .map_or_else(|| "at the end".to_owned(), |n| format!("at line {}", n + 1));
-        panic!(
-            "deploy/rbac.yaml is out of date with charts/gongshu/{} (first difference {line}); \
-             run `GONGSHU_BLESS=1 cargo xtask test -- --test chart` and commit the result",
-            helm::RBAC_TEMPLATE
-        );
+    for (file, template, expected) in [
+        (
+            "deploy/rbac.yaml",
+            helm::RBAC_TEMPLATE,
+            helm::rendered_rbac(&helm(), &repo()).expect("render the RBAC"),
+        ),
+        (
+            "deploy/rbac-process-runner.yaml",
+            helm::PROCESS_RUNNER_RBAC_TEMPLATE,
+            helm::rendered_process_runner_rbac(&helm(), &repo()).expect("render the RBAC"),
+        ),
+    ] {
+        let path = repo().join(file);
+        if std::env::var_os(BLESS).is_some_and(|v| v == "1") {
+            std::fs::write(&path, &expected).unwrap();
+            continue;
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        if committed != expected {
+            let line = committed
+                .lines()
+                .zip(expected.lines())
+                .position(|(c, e)| c != e)
+                .map_or_else(|| "at the end".to_owned(), |n| format!("at line {}", n + 1));
+            panic!(
+                "{file} is out of date with charts/gongshu/{template} (first difference {line}); \
+                 run `GONGSHU_BLESS=1 cargo xtask test -- --test chart` and commit the result"
+            );
+        }
     }
 }
 
@@ -300,7 +312,9 @@ fn the_operator_runs_two_webhook_serving_replicas_with_their_own_certificates() 
         "--webhook-dns-names=gongshu-webhook.gongshu-system.svc.cluster.local,gongshu-webhook.gongshu-system",
         "--exchange-url=https://gongshu-exchange.gongshu-system.svc",
         "--exchange-image=gongshu:0.1.0",
-        "--backup-runner=none",
+        "--backup-runner=job",
+        "--backup-image=gongshu:0.1.0",
+        "--backup-job-deadline-seconds=21600",
         "--log-format=json",
     ] {
         assert!(
@@ -493,7 +507,8 @@ fn the_values_schema_rejects_wrong_types_and_unknown_keys() {
         ("operator.replicas=0", "/operator/replicas"),
         ("webhook.port=70000", "/webhook/port"),
         ("operator.logFormat=xml", "/operator/logFormat"),
-        ("backups.runner=job", "/backups/runner"),
+        ("backups.runner=pod", "/backups/runner"),
+        ("backups.deadlineSeconds=0", "/backups/deadlineSeconds"),
         ("serviceMonitor.enabled=maybe", "/serviceMonitor/enabled"),
         ("serviceMonitor.interval=often", "/serviceMonitor/interval"),
         ("operator.replica=2", "replica"),
@@ -726,7 +741,6 @@ async fn helm_install_on_a_fresh_control_plane_gives_the_operator_its_rights() {
         "configmap/gongshu-dashboard",
         "serviceaccount/gongshu-operator",
         "serviceaccount/gongshu-exchange",
-        "serviceaccount/gongshu-backup",
     ] {
         assert!(
             names.lines().any(|l| l == expected),

@@ -221,6 +221,66 @@ async fn the_operator_may_deploy_the_exchange_in_its_namespace_only() {
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
 
+/// Backup runs as Jobs (SEC-1): the operator creates, watches and deletes Jobs in the
+/// policies' namespaces, and keeps there only the ServiceAccount, Role and RoleBinding named
+/// `gongshu-backup`; `escalate` and `bind` (needed to grant the runner the Secrets the operator
+/// may not read) hold for that Role name alone, never for ClusterRoles or other Roles.
+#[tokio::test]
+async fn the_operator_may_run_backup_jobs_and_keep_only_the_backup_accounts_rbac() {
+    let env = TestEnv::connect().await.expect("control plane");
+    apply_rbac(&env).await;
+    let rbac = "rbac.authorization.k8s.io";
+    let may: &[(&str, &str, &str, Option<&str>)] = &[
+        ("create", "batch", "jobs", None),
+        ("watch", "batch", "jobs", None),
+        ("delete", "batch", "jobs", None),
+        ("create", "", "serviceaccounts", Some("gongshu-backup")),
+        ("patch", "", "serviceaccounts", Some("gongshu-backup")),
+        ("create", rbac, "roles", Some("gongshu-backup")),
+        ("patch", rbac, "roles", Some("gongshu-backup")),
+        ("escalate", rbac, "roles", Some("gongshu-backup")),
+        ("bind", rbac, "roles", Some("gongshu-backup")),
+        ("create", rbac, "rolebindings", Some("gongshu-backup")),
+        ("patch", rbac, "rolebindings", Some("gongshu-backup")),
+    ];
+    let may_not: &[(&str, &str, &str, Option<&str>)] = &[
+        ("patch", "batch", "jobs", None),
+        ("create", "", "serviceaccounts", Some("other")),
+        ("create", "", "serviceaccounts", None),
+        ("delete", "", "serviceaccounts", Some("gongshu-backup")),
+        (
+            "create",
+            "",
+            "serviceaccounts/token",
+            Some("gongshu-backup"),
+        ),
+        ("create", rbac, "roles", Some("admin")),
+        ("escalate", rbac, "roles", Some("other")),
+        ("bind", rbac, "roles", Some("other")),
+        ("bind", rbac, "clusterroles", Some("cluster-admin")),
+        ("escalate", rbac, "clusterroles", Some("gongshu-backup")),
+        ("create", rbac, "rolebindings", Some("other")),
+        ("delete", rbac, "roles", Some("gongshu-backup")),
+        ("get", "", "secrets", Some("offsite-s3")),
+    ];
+    let mut wrong = Vec::new();
+    for &(verb, group, resource, name) in may {
+        if !allowed(&env, OPERATOR, verb, group, resource, Some("dept-a"), name).await {
+            wrong.push(format!(
+                "denied but needed: {verb} {group}/{resource} {name:?}"
+            ));
+        }
+    }
+    for &(verb, group, resource, name) in may_not {
+        if allowed(&env, OPERATOR, verb, group, resource, Some("dept-a"), name).await {
+            wrong.push(format!(
+                "allowed but not needed: {verb} {group}/{resource} {name:?}"
+            ));
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
 /// Network isolation (CH-1): the operator keeps NetworkPolicies in every department namespace
 /// (server-side apply: create, then patch; delete when no longer wanted), watches them and the
 /// exemptions cluster-wide, and reads the Services exemptions cover. It may not change

@@ -45,6 +45,17 @@ app.kubernetes.io/component: operator
 {{ include "gongshu.imageRef" (list $image .) }}
 {{- end }}
 
+{{/* The backup runner Jobs' image: its own fields where set, the operator's otherwise. */}}
+{{- define "gongshu.backupImage" -}}
+{{- $own := .Values.backups.image -}}
+{{- $digest := $own.digest -}}
+{{- if and (not $digest) (not $own.repository) -}}
+{{- $digest = .Values.image.digest -}}
+{{- end -}}
+{{- $image := dict "repository" ($own.repository | default .Values.image.repository) "tag" ($own.tag | default .Values.image.tag) "digest" $digest -}}
+{{ include "gongshu.imageRef" (list $image .) }}
+{{- end }}
+
 {{/* The webhook Service's in-cluster DNS name. */}}
 {{- define "gongshu.webhookHost" -}}
 gongshu-webhook.{{ .Release.Namespace }}.svc

@@ -210,10 +210,49 @@ pub struct OperatorArgs {
     #[arg(long, env = "GONGSHU_EXCHANGE_REAPPLY_SECONDS", default_value_t = 600, hide = true,
           value_parser = clap::value_parser!(u64).range(1..=86400))]
     pub exchange_reapply_seconds: u64,
-    /// How backup runs and drills start: `process` runs `gongshu backup run|verify` next to
-    /// the operator (where no node runs pods); `none` schedules without starting anything.
+    /// How backup runs and drills start: `job` creates a Kubernetes Job per run in the
+    /// policy's namespace (needs `--backup-image`); `process` runs `gongshu backup run|verify`
+    /// next to the operator (where no node runs pods); `none` schedules without starting
+    /// anything.
     #[arg(long, env = "GONGSHU_BACKUP_RUNNER", value_enum, default_value_t = BackupRunner::Process)]
     pub backup_runner: BackupRunner,
+    /// Image of the runner Jobs, holding `gongshu` on its `PATH` (the operator's own image).
+    #[arg(
+        long,
+        env = "GONGSHU_BACKUP_IMAGE",
+        required_if_eq("backup_runner", "job")
+    )]
+    pub backup_image: Option<String>,
+    /// `imagePullPolicy` of the runner Jobs.
+    #[arg(long, env = "GONGSHU_BACKUP_IMAGE_PULL_POLICY", default_value = "IfNotPresent",
+          value_parser = ["Always", "IfNotPresent", "Never"])]
+    pub backup_image_pull_policy: String,
+    /// `activeDeadlineSeconds` of the runner Jobs: Kubernetes stops a run that takes longer
+    /// and the operator records it as failed (`DeadlineExceeded`).
+    #[arg(long, env = "GONGSHU_BACKUP_JOB_DEADLINE_SECONDS", default_value_t = 6 * 3600,
+          value_parser = clap::value_parser!(i64).range(1..))]
+    pub backup_job_deadline_seconds: i64,
+    /// `ttlSecondsAfterFinished` of the runner Jobs: how long a finished Job and its pod stay.
+    #[arg(long, env = "GONGSHU_BACKUP_JOB_TTL_SECONDS", default_value_t = 86_400,
+          value_parser = clap::value_parser!(i32).range(0..))]
+    pub backup_job_ttl_seconds: i32,
+    /// Seconds a runner Job may go without a running pod (image pull, scheduling) before the
+    /// operator records the run as failed (`RunnerNotStarted`), deletes the Job and retries.
+    #[arg(long, env = "GONGSHU_BACKUP_JOB_START_SECONDS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub backup_job_start_seconds: u64,
+    /// An extra argument of every runner Job's `gongshu backup run|verify` (repeat the flag).
+    #[arg(
+        long = "backup-job-arg",
+        env = "GONGSHU_BACKUP_JOB_ARGS",
+        value_delimiter = ' ',
+        allow_hyphen_values = true
+    )]
+    pub backup_job_args: Vec<String>,
+    /// `NAME=VALUE`: an extra environment variable of every runner Job (repeat the flag).
+    #[arg(long = "backup-job-env", env = "GONGSHU_BACKUP_JOB_ENV", value_delimiter = ',',
+          value_parser = parse_env)]
+    pub backup_job_env: Vec<(String, String)>,
     /// Kubeconfig of the backup runners (the `gongshu-backup` ServiceAccount, which may read
     /// the Secrets policies name); the operator's own by default.
     #[arg(long, env = "GONGSHU_BACKUP_KUBECONFIG")]
@@ -268,6 +307,9 @@ pub struct OperatorArgs {
 /// How the operator starts backup runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum BackupRunner {
+    /// A Kubernetes Job per run, in the policy's namespace, as its `gongshu-backup`
+    /// ServiceAccount.
+    Job,
     /// `gongshu backup run` processes next to the operator.
     Process,
     /// Nothing is started (policies are still checked and scheduled).
@@ -276,9 +318,42 @@ pub enum BackupRunner {
 
 impl OperatorArgs {
     fn backups(&self) -> Option<crate::controller::backup::LauncherConfig> {
-        if self.backup_runner == BackupRunner::None {
-            return None;
-        }
+        let secs = jiff::SignedDuration::from_secs;
+        let timing = gongshu_api::rules::backup::decide::Timing {
+            lost_after: secs(self.backup_lost_after_seconds.max(1)),
+            retry_base: secs(self.backup_retry_seconds.max(1)),
+            retry_max: secs(1800),
+        };
+        let image = match (self.backup_runner, &self.backup_image) {
+            (BackupRunner::None, _) | (BackupRunner::Job, None) => return None,
+            (BackupRunner::Job, Some(image)) => image,
+            (BackupRunner::Process, _) => return self.process_runner(timing),
+        };
+        let mut args = vec![
+            "--s3-retry-seconds".to_owned(),
+            self.backup_s3_retry_seconds.to_string(),
+            "--progress-seconds".to_owned(),
+            self.backup_progress_seconds.to_string(),
+        ];
+        args.extend(self.backup_job_args.iter().cloned());
+        Some(crate::controller::backup::LauncherConfig {
+            mode: crate::controller::backup::Mode::Job(crate::backup_job::JobConfig {
+                pull_policy: self.backup_image_pull_policy.clone(),
+                args,
+                env: self.backup_job_env.clone(),
+                active_deadline_seconds: self.backup_job_deadline_seconds,
+                ttl_seconds_after_finished: self.backup_job_ttl_seconds,
+                start_timeout: Duration::from_secs(self.backup_job_start_seconds),
+                ..crate::backup_job::JobConfig::new(image)
+            }),
+            timing,
+        })
+    }
+
+    fn process_runner(
+        &self,
+        timing: gongshu_api::rules::backup::decide::Timing,
+    ) -> Option<crate::controller::backup::LauncherConfig> {
         let mut args: Vec<std::ffi::OsString> = vec![
             "--file-root".into(),
             self.backup_file_root.clone().into(),
@@ -292,16 +367,13 @@ impl OperatorArgs {
         if let Some(dir) = &self.backup_audit_dir {
             args.extend(["--audit-dir".into(), dir.clone().into()]);
         }
-        let secs = jiff::SignedDuration::from_secs;
         Some(crate::controller::backup::LauncherConfig {
-            program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("gongshu")),
-            args,
-            kubeconfig: self.backup_kubeconfig.clone(),
-            timing: gongshu_api::rules::backup::decide::Timing {
-                lost_after: secs(self.backup_lost_after_seconds.max(1)),
-                retry_base: secs(self.backup_retry_seconds.max(1)),
-                retry_max: secs(1800),
+            mode: crate::controller::backup::Mode::Process {
+                program: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("gongshu")),
+                args,
+                kubeconfig: self.backup_kubeconfig.clone(),
             },
+            timing,
         })
     }
 }
@@ -386,6 +458,16 @@ fn parse_service(value: &str) -> Result<(String, String), String> {
             Ok((namespace.to_owned(), name.to_owned()))
         }
         _ => Err(format!("{value:?} is not <namespace>/<name>")),
+    }
+}
+
+/// `NAME=VALUE` of an environment variable.
+fn parse_env(value: &str) -> Result<(String, String), String> {
+    match value.split_once('=') {
+        Some((name, value)) if !name.is_empty() && !name.contains(char::is_whitespace) => {
+            Ok((name.to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("{value:?} is not NAME=VALUE")),
     }
 }
 

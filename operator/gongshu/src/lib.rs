@@ -5,6 +5,7 @@ pub mod admin;
 pub mod admission;
 pub mod audit;
 pub mod backup;
+pub mod backup_job;
 pub mod cache;
 pub mod channels;
 pub mod cli;

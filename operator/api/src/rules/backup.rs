@@ -5,6 +5,7 @@
 //! operator does about it, and [`retention`] which backups to delete.
 
 pub mod decide;
+pub mod job;
 pub mod retention;
 pub mod schedule;
 

@@ -178,6 +178,12 @@ pub struct LocalDestination {
     /// Absolute path of the directory.
     #[schemars(length(min = 1, max = 4096), regex(pattern = "^/"))]
     pub path: String,
+    /// A PersistentVolumeClaim of this namespace that a Job runner mounts at `path` (the
+    /// operator's `--backup-runner job`); required there, since a pod has no other durable
+    /// directory. A process runner ignores it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub claim_name: Option<String>,
 }
 
 /// An S3 bucket.

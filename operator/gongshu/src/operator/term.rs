@@ -172,7 +172,23 @@ pub async fn run(ctx: Arc<Context>, health: Arc<Health>, stop: Shutdown) {
         }
     };
     let datasets = watch_all::<OpenDataset>(client);
-    let policies = watch_all::<BackupPolicy>(client);
+    let mut policies = watch_all::<BackupPolicy>(client);
+    if ctx
+        .backups
+        .as_deref()
+        .and_then(backup::Launcher::jobs)
+        .is_some()
+    {
+        // A runner Job's change (started, failed, completed) reconciles its policy at once.
+        let selector = format!(
+            "app.kubernetes.io/component={}",
+            crate::backup_job::COMPONENT
+        );
+        policies = policies.owns(
+            Api::<k8s_openapi::api::batch::v1::Job>::all(client.clone()),
+            watcher::Config::default().labels(&selector),
+        );
+    }
     let reviews = watch_all::<Review>(client);
     let channels = Channels::start(client, &stop);
     let regulations = regulation::controller(client, &channels);

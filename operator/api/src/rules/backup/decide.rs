@@ -45,6 +45,13 @@ pub const NO_DRILL_YET: &str = "NoDrillYet";
 pub const RUN_MISSED: &str = "RunMissed";
 /// Event and failure category: a runner stopped reporting before it finished.
 pub const RUNNER_LOST: &str = "RunnerLost";
+/// Event: a runner's Job failed, or its pod never started, without the runner reporting why
+/// (the failure's category is the Job's reason: `DeadlineExceeded`, `BackoffLimitExceeded`,
+/// `PodFailurePolicy`, or [`RUNNER_NOT_STARTED`]).
+pub const RUNNER_FAILED: &str = "RunnerFailed";
+/// Failure category: the runner's pod was not running within the start timeout (image not
+/// pulled, unschedulable, …); the operator deleted its Job.
+pub const RUNNER_NOT_STARTED: &str = "RunnerNotStarted";
 
 /// Timings of the scheduler (shortened in the e2e suite).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,6 +89,82 @@ pub struct Context<'a> {
     pub drill_active: bool,
     /// The timings.
     pub timing: Timing,
+    /// Runners that ended without their own report, as far as the operator can tell (failed
+    /// Jobs, pods that never started); recorded unless the runner reported after `created`.
+    pub ended: &'a [Ended],
+    /// What the runner in use cannot do with this spec ([`super::job::problems`] for Jobs):
+    /// the policy stalls on them as on an invalid spec.
+    pub refused: &'a [crate::rules::Problem],
+}
+
+/// A runner the operator saw fail from outside: its Job failed or never got a running pod.
+/// The runner cannot report this itself when its pod never ran (SEC-1: the failure must still
+/// show and be retried).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ended {
+    /// A drill (`gongshu backup verify`), else a backup run.
+    pub drill: bool,
+    /// The runner's name (its Job's), recorded as the failure's `backupId`.
+    pub name: String,
+    /// When the runner was started (the Job's creation); a report of the runner's own at or
+    /// after this time means it reported, and nothing is recorded here.
+    pub created: Timestamp,
+    /// The failure's category (the Job's condition reason).
+    pub reason: String,
+    /// What happened (the Job's condition message).
+    pub message: String,
+}
+
+/// Records the failures of `ended` runners that did not report themselves; `true` when
+/// something was recorded (the runner's fields changed).
+fn record_ended(
+    status: &mut BackupPolicyStatus,
+    ended: &[Ended],
+    now: Timestamp,
+    events: &mut Vec<Event>,
+) -> bool {
+    let mut recorded = false;
+    for end in ended {
+        let since = |t: Option<&Time>| t.is_some_and(|t| t.0 >= end.created);
+        let reported = if end.drill {
+            since(status.last_verified_restore.as_ref().map(|r| &r.at))
+                || since(status.last_failed_drill.as_ref().map(|f| &f.at))
+        } else {
+            since(status.last_backup.as_ref().map(|b| &b.completed_at))
+                || since(status.last_failure.as_ref().map(|f| &f.at))
+        };
+        if reported {
+            continue;
+        }
+        let what = if end.drill { "drill" } else { "backup" };
+        let message = format!("the {what} runner {} failed: {}", end.name, end.message);
+        let previous = if end.drill {
+            &status.last_failed_drill
+        } else {
+            &status.last_failure
+        };
+        let failure = BackupFailure {
+            backup_id: end.name.clone(),
+            at: time(now),
+            category: end.reason.clone(),
+            message: message.clone(),
+            attempts: previous.as_ref().map_or(0, |f| f.attempts) + 1,
+        };
+        events.push(Event::warning(
+            RUNNER_FAILED,
+            if end.drill { "Drill" } else { "Backup" },
+            format!("{}: {message}", end.reason),
+        ));
+        if end.drill {
+            status.last_failed_drill = Some(failure);
+        } else {
+            // A killed runner (OOMKilled) leaves its last progress report behind.
+            status.running = None;
+            status.last_failure = Some(failure);
+        }
+        recorded = true;
+    }
+    recorded
 }
 
 /// Something to start.
@@ -104,7 +187,8 @@ pub enum Launch {
 pub struct Decision {
     /// The status to write: the operator's fields, and, when `lost`, the runner's.
     pub status: BackupPolicyStatus,
-    /// The runner was lost: `running` is cleared and `lastFailure` set in `status`.
+    /// The runner was lost or ended without reporting: `running` is cleared and
+    /// `lastFailure` (or `lastFailedDrill`) set in `status`, which the operator writes.
     pub lost: bool,
     /// What to start, after the status is written.
     pub launch: Vec<Launch>,
@@ -144,7 +228,8 @@ pub fn decide(
         busy: false,
         events: Vec::new(),
     };
-    let problems = validate(spec, now);
+    let mut problems = validate(spec, now);
+    problems.extend(ctx.refused.iter().cloned());
     let (Ok(tz), Ok(cron), Ok(rpo), true) = (
         TimeZone::get(&spec.time_zone),
         parse_schedule(&spec.schedule),
@@ -159,6 +244,8 @@ pub fn decide(
         return decision;
     };
 
+    // A runner whose Job failed without a report: record it, so the run is retried.
+    decision.lost = record_ended(&mut status, ctx.ended, now, &mut decision.events);
     // A runner that stopped reporting was killed: record the failure, so the run is retried.
     let mut active = ctx.backup_active;
     if let Some(running) = &status.running

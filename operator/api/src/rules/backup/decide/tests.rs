@@ -59,6 +59,8 @@ fn ctx() -> Context<'static> {
         backup_active: false,
         drill_active: false,
         timing: Timing::default(),
+        ended: &[],
+        refused: &[],
     }
 }
 
@@ -1150,4 +1152,118 @@ fn deciding_twice_at_the_same_moment_gives_the_same_status() {
     let second = decide(&spec(), Some(&first.status), &ctx(), now());
     assert_eq!(second.status, first.status);
     assert!(second.launch.is_empty(), "{:?}", second.launch);
+}
+
+fn ended(drill: bool, created: Timestamp, reason: &str) -> Ended {
+    Ended {
+        drill,
+        name: "nightly-r202611221800-0".into(),
+        created,
+        reason: reason.into(),
+        message: "Job was active longer than specified deadline".into(),
+    }
+}
+
+#[test]
+fn a_runner_job_that_failed_without_a_report_is_recorded_and_retried_after_the_backoff() {
+    // SEC-1: a Job whose pod never ran cannot report; the operator records it for the runner.
+    // The retry of the run after the last one's backup, started ten minutes ago.
+    let previous = backed_up(LAST_RUN);
+    let ended = [ended(false, now() - mins(10), "DeadlineExceeded")];
+    let ctx = Context {
+        ended: &ended,
+        ..ctx()
+    };
+    let d = decide(&spec(), Some(&previous), &ctx, now());
+    assert!(d.lost, "the runner's fields must be written");
+    let failure = d.status.last_failure.as_ref().unwrap();
+    assert_eq!(failure.category, "DeadlineExceeded");
+    assert_eq!(failure.backup_id, "nightly-r202611221800-0");
+    assert_eq!(failure.attempts, 1);
+    assert!(failure.message.contains("longer than specified deadline"));
+    assert_eq!(event_reasons(&d), vec![RUNNER_FAILED]);
+    assert!(d.launch.is_empty(), "{:?}", d.launch);
+    assert_eq!(d.wake, Some(now() + Timing::default().retry_base));
+    assert_eq!(ready(&d).reason, BACKUP_FAILED);
+    // The next decide, once the backoff passed, retries the same scheduled time.
+    let later = now() + Timing::default().retry_base;
+    let again = decide(&spec(), Some(&d.status), &ctx, later);
+    assert!(!again.lost, "recorded once");
+    assert_eq!(backup_launches(&again), vec![ts(LAST_RUN)]);
+}
+
+#[test]
+fn a_failed_job_whose_runner_reported_its_failure_is_not_recorded_again() {
+    let previous = BackupPolicyStatus {
+        last_failure: Some(failure(ts(LAST_RUN) + mins(3), 1)),
+        ..scheduled(LAST_RUN)
+    };
+    let ended = [ended(false, ts(LAST_RUN), "PodFailurePolicy")];
+    let ctx = Context {
+        ended: &ended,
+        ..ctx()
+    };
+    let d = decide(&spec(), Some(&previous), &ctx, now());
+    assert!(!d.lost);
+    assert_eq!(d.status.last_failure, previous.last_failure);
+    assert!(!event_reasons(&d).contains(&RUNNER_FAILED));
+}
+
+#[test]
+fn a_killed_runner_job_clears_its_progress_and_counts_one_more_attempt() {
+    // OOMKilled mid-run: the progress report stays behind, the Job failed.
+    let previous = BackupPolicyStatus {
+        running: Some(progress(now() - secs(10))),
+        last_failure: Some(failure(ts(LAST_RUN) - hours(1), 2)),
+        ..scheduled(LAST_RUN)
+    };
+    let ended = [ended(false, ts(LAST_RUN), "PodFailurePolicy")];
+    let ctx = Context {
+        ended: &ended,
+        ..ctx()
+    };
+    let d = decide(&spec(), Some(&previous), &ctx, now());
+    assert!(d.lost);
+    assert_eq!(d.status.running, None);
+    assert_eq!(d.status.last_failure.as_ref().unwrap().attempts, 3);
+    assert!(!event_reasons(&d).contains(&RUNNER_LOST));
+}
+
+#[test]
+fn a_drill_job_that_never_started_is_a_failed_drill() {
+    let previous = backed_up(LAST_RUN);
+    let ended = [ended(true, ts(LAST_DRILL), RUNNER_NOT_STARTED)];
+    let ctx = Context {
+        ended: &ended,
+        ..ctx()
+    };
+    let d = decide(&spec(), Some(&previous), &ctx, now());
+    assert!(d.lost);
+    assert_eq!(d.status.last_failure, None);
+    let failed = d.status.last_failed_drill.as_ref().unwrap();
+    assert_eq!(failed.category, RUNNER_NOT_STARTED);
+    assert_eq!(condition(&d.status, RESTORE_VERIFIED).reason, DRILL_FAILED);
+}
+
+#[test]
+fn what_the_runner_refuses_stalls_the_policy_and_starts_nothing() {
+    // SEC-1: a Job runner cannot read a path source; the policy says so instead of failing runs.
+    let refused = [crate::rules::Problem::rule(
+        "SEC-1",
+        "spec.sources[1].auditLog",
+        "the operator runs backups as Jobs",
+    )];
+    let ctx = Context {
+        refused: &refused,
+        ..ctx()
+    };
+    let d = decide(&spec(), Some(&scheduled(RUN_BEFORE_YESTERDAY)), &ctx, now());
+    assert!(d.launch.is_empty(), "{:?}", d.launch);
+    let stalled = condition(&d.status, status::STALLED);
+    assert_eq!(stalled.status, status::TRUE);
+    assert!(
+        stalled.message.contains("spec.sources[1].auditLog"),
+        "{}",
+        stalled.message
+    );
 }
