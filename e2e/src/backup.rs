@@ -94,6 +94,12 @@ impl BackupTarget {
     /// with a `files/` directory holding one small file, a new age identity, and an S3 server
     /// with a fresh bucket.
     pub async fn start(name: &str) -> Result<Self, Error> {
+        Self::start_on(name, std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)).await
+    }
+
+    /// [`start`](Self::start) with the S3 server bound to `host` (the e2e node's gateway, for
+    /// runner pods to reach it) instead of loopback.
+    pub async fn start_on(name: &str, host: std::net::IpAddr) -> Result<Self, Error> {
         let dir = std::env::temp_dir().join(format!("gongshu-backup-{name}-{}", random_suffix()));
         let files = dir.join("files");
         std::fs::create_dir_all(&files).map_err(|e| Error::io(&files, e))?;
@@ -101,7 +107,7 @@ impl BackupTarget {
         std::fs::write(&csv, "code,holder\na,x\nb,y\n").map_err(|e| Error::io(&csv, e))?;
         let identity = dir.join("key.txt");
         let recipient = age_keygen(&identity)?;
-        let s3 = S3Server::start().await?;
+        let s3 = S3Server::start_on(host).await?;
         let bucket = format!("offsite-{}", random_suffix());
         s3.create_bucket(&bucket).await?;
         Ok(Self {

@@ -6,8 +6,11 @@
 //!
 //! The command line is `versitygw --access <key> --secret <secret> --port 127.0.0.1:<port>
 //! --quiet posix --sidecar <dir>/meta <dir>/buckets`, its output in `<dir>/s3.log`.
+//! [`S3Server::start_on`] binds another address instead of loopback (the e2e node's gateway,
+//! for pods to reach it; the host reaches it there too).
 
 use std::{
+    net::{IpAddr, Ipv4Addr},
     path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
@@ -28,6 +31,7 @@ pub struct S3Server {
     process: Option<Process>,
     binary: PathBuf,
     dir: PathBuf,
+    host: IpAddr,
     port: u16,
     secret: String,
     /// Whether the directory is ours to remove on drop ([`start`](S3Server::start)).
@@ -54,10 +58,17 @@ impl S3Server {
     /// Builds versitygw if needed and starts it in a fresh directory under the system's
     /// temporary directory (removed on drop, kept when a test panics); waits until it answers.
     pub async fn start() -> Result<Self, Error> {
+        Self::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST)).await
+    }
+
+    /// [`start`](Self::start), bound to `host` (one address, e.g. the e2e node's gateway
+    /// 10.77.0.1, which must exist) instead of loopback; [`endpoint`](Self::endpoint) names it.
+    pub async fn start_on(host: IpAddr) -> Result<Self, Error> {
         let dir =
             std::env::temp_dir().join(format!("gongshu-s3-{}", crate::harness::random_suffix()));
-        let mut server = Self::start_in(&dir).await?;
+        let mut server = Self::new(&dir, host, free_port()?, None)?;
         server.temporary = true;
+        server.restart().await?;
         Ok(server)
     }
 
@@ -69,23 +80,29 @@ impl S3Server {
     /// Starts it in `dir` on loopback `port`, with `secret` as the root secret key (random
     /// when `None`).
     pub async fn start_at(dir: &Path, port: u16, secret: Option<&str>) -> Result<Self, Error> {
+        let mut server = Self::new(dir, IpAddr::V4(Ipv4Addr::LOCALHOST), port, secret)?;
+        server.restart().await?;
+        Ok(server)
+    }
+
+    /// A server of `dir` on `host:port`, not started yet.
+    fn new(dir: &Path, host: IpAddr, port: u16, secret: Option<&str>) -> Result<Self, Error> {
         let binary = crate::upstream::ensure_s3_built(&crate::cluster::repo_root())?;
         for d in [dir.join("buckets"), dir.join("meta")] {
             std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
         }
-        let mut server = Self {
+        Ok(Self {
             process: None,
             binary,
             dir: dir.to_path_buf(),
+            host,
             port,
             secret: secret.map_or_else(
                 || crate::harness::random_suffix() + &crate::harness::random_suffix(),
                 str::to_owned,
             ),
             temporary: false,
-        };
-        server.restart().await?;
-        Ok(server)
+        })
     }
 
     /// Leaves the server running past this handle (the demo), returning its pid.
@@ -97,9 +114,9 @@ impl S3Server {
         })
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (or the address of [`start_on`](Self::start_on)).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}", std::net::SocketAddr::new(self.host, self.port))
     }
 
     /// The root access key id.
@@ -141,7 +158,11 @@ impl S3Server {
         self.stop().await?;
         let mut cmd = Command::new(&self.binary);
         cmd.args(["--access", ACCESS_KEY, "--secret", &self.secret])
-            .args(["--port", &format!("127.0.0.1:{}", self.port), "--quiet"])
+            .args([
+                "--port",
+                &std::net::SocketAddr::new(self.host, self.port).to_string(),
+                "--quiet",
+            ])
             .arg("posix")
             .arg("--sidecar")
             .arg(self.dir.join("meta"))
@@ -150,7 +171,7 @@ impl S3Server {
         let started = Instant::now();
         loop {
             process.check_alive()?;
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            if tokio::net::TcpStream::connect((self.host, self.port))
                 .await
                 .is_ok()
             {
