@@ -192,7 +192,7 @@ fn policy(name: &str, target: &BackupTarget, credentials: &str, drill: bool) -> 
 async fn a_backup_policy_runs_as_a_restricted_job_on_a_real_node_to_s3_and_its_drill_restores_sec_1()
  {
     let t0 = Instant::now();
-    let mut c = OwnCluster::start_for_nodes("backup-node")
+    let mut c = OwnCluster::start_for_nodes("node-backup")
         .await
         .expect("control plane starts");
     let node = Node::start(c.plane(), &c.dir().join("node"))
@@ -203,7 +203,7 @@ async fn a_backup_policy_runs_as_a_restricted_job_on_a_real_node_to_s3_and_its_d
     let gateway = node.gateway_ip();
 
     // PostgreSQL and S3 where pods reach the host (and loopback, for the harness).
-    let target = BackupTarget::start_on("node", IpAddr::V4(gateway))
+    let target = BackupTarget::start_tls_on("on-node", IpAddr::V4(gateway), c.plane().pki())
         .await
         .expect("S3 server on the gateway");
     let pg = Postgres::start_on(&target.dir.join("pg"), &[gateway])
@@ -214,10 +214,12 @@ async fn a_backup_policy_runs_as_a_restricted_job_on_a_real_node_to_s3_and_its_d
         &format!(
             "create table residents (id bigint primary key, name text not null, born date); \
              insert into residents select i, 'name-' || i, date '1950-01-01' + i \
-             from generate_series(1, {ROWS}) i; create database scratch;"
+             from generate_series(1, {ROWS}) i;"
         ),
     )
     .expect("tables");
+    pg.psql("postgres", "create database scratch")
+        .expect("database");
 
     let binary = operator_binary("debug").expect("operator built");
     let env = job_operator_env(
