@@ -268,7 +268,11 @@ async fn a_backup_policy_runs_as_a_restricted_job_on_a_real_node_to_s3_and_its_d
         ("drill", json!({ "identity": identity })),
         (
             "wrong-s3",
-            json!({"accessKeyId": target.s3.access_key(), "secretAccessKey": "not-the-secret"}),
+            json!({
+                "accessKeyId": target.s3.access_key(),
+                "secretAccessKey": "not-the-secret",
+                "caBundle": target.s3.ca_pem().unwrap(),
+            }),
         ),
     ] {
         secret(&c.env, &ns, name, data).await.expect("secret");
@@ -506,6 +510,8 @@ async fn a_backup_policy_runs_as_a_restricted_job_on_a_real_node_to_s3_and_its_d
     )
     .await;
     assert_eq!(failure.category, "destination", "{failure:?}\n{failed_log}");
+    // The server refused the signature (TLS to it worked: the Secret's caBundle is trusted).
+    assert!(failure.message.contains("403"), "{failure:?}");
     let events = until(
         Duration::from_secs(30),
         "the BackupFailed Event",
