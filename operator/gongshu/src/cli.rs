@@ -575,6 +575,51 @@ mod tests {
     }
 
     #[test]
+    fn job_runners_need_an_image_and_get_the_job_settings() {
+        assert!(Cli::try_parse_from(["gongshu", "operator", "--backup-runner", "job"]).is_err());
+        let cli = Cli::try_parse_from([
+            "gongshu",
+            "operator",
+            "--backup-runner",
+            "job",
+            "--backup-image",
+            "registry.example/gongshu:1",
+            "--backup-job-deadline-seconds",
+            "90",
+            "--backup-job-arg=--stall-seconds",
+            "--backup-job-arg=300",
+            "--backup-job-env",
+            "AWS_CA_BUNDLE=/ca.pem",
+        ])
+        .unwrap();
+        let Command::Operator(args) = cli.command else {
+            panic!("not the operator command");
+        };
+        let config = args.config().backups.unwrap();
+        let crate::controller::backup::Mode::Job(job) = config.mode else {
+            panic!("not the Job runner");
+        };
+        assert_eq!(job.image, "registry.example/gongshu:1");
+        assert_eq!(job.pull_policy, "IfNotPresent");
+        assert_eq!(job.active_deadline_seconds, 90);
+        assert_eq!(job.start_timeout, Duration::from_secs(600));
+        assert!(
+            job.args
+                .ends_with(&["--stall-seconds".to_owned(), "300".to_owned()])
+        );
+        assert!(
+            job.args
+                .windows(2)
+                .any(|w| w == ["--progress-seconds", "2"])
+        );
+        assert_eq!(
+            job.env,
+            [("AWS_CA_BUNDLE".to_owned(), "/ca.pem".to_owned())]
+        );
+        assert!(super::parse_env("NOEQUALS").is_err());
+    }
+
+    #[test]
     fn the_operator_deploys_the_exchange_only_when_given_its_image() {
         let parse = |args: &[&str]| {
             let cli = Cli::try_parse_from(args).unwrap();

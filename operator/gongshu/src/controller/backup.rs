@@ -398,3 +398,55 @@ pub async fn reconcile(obj: Arc<BackupPolicy>, ctx: Arc<Context>) -> Result<Acti
         requeue
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use gongshu_api::v1alpha1::{BackupFailure, Progress};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    use super::*;
+
+    #[test]
+    fn the_operator_writes_only_the_runner_fields_it_changed() {
+        let at = Time("2026-11-22T18:00:00Z".parse().unwrap());
+        let running = Progress {
+            id: "r".into(),
+            started_at: at.clone(),
+            updated_at: at.clone(),
+            bytes_done: 1,
+            bytes_total: None,
+            bytes_per_second: 0,
+        };
+        let failure = BackupFailure {
+            backup_id: "nightly-v202611221800-0".into(),
+            at,
+            category: "DeadlineExceeded".into(),
+            message: "m".into(),
+            attempts: 1,
+        };
+        // A drill Job failed while a backup runs: its progress must not be written back (a
+        // stale copy could undo the runner's own report).
+        let before = BackupPolicyStatus {
+            running: Some(running),
+            ..BackupPolicyStatus::default()
+        };
+        let after = BackupPolicyStatus {
+            last_failed_drill: Some(failure),
+            ..before.clone()
+        };
+        let patch = runner_patch(Some(&before), &after);
+        let status = patch["status"].as_object().unwrap();
+        assert_eq!(status.keys().collect::<Vec<_>>(), ["lastFailedDrill"]);
+        // A killed backup's progress is cleared explicitly (null in a merge patch).
+        let cleared = runner_patch(Some(&before), &BackupPolicyStatus::default());
+        assert_eq!(cleared["status"]["running"], serde_json::Value::Null);
+        assert!(
+            cleared["status"]
+                .as_object()
+                .unwrap()
+                .contains_key("running")
+        );
+    }
+}
