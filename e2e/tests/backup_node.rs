@@ -3,8 +3,10 @@
 //! workspace's debug `gongshu` imported as the runner image (`imagePullPolicy: Never`), and the
 //! operator started with `--backup-runner job` under the RBAC of `deploy/rbac.yaml`. A
 //! department namespace enforcing Pod Security `restricted` has a policy backing up a
-//! PostgreSQL database to an off-site S3 bucket (versitygw); both servers listen on the node's
-//! gateway (10.77.0.1), where pods reach the host. The scheduled run's Job completes on the
+//! PostgreSQL database to an off-site S3 bucket (versitygw over HTTPS: an endpoint off
+//! loopback must be `https://`, its certificate signed by the harness CA, which the credentials
+//! Secret carries as `caBundle`); both servers listen on the node's gateway (10.77.0.1), where
+//! pods reach the host. The scheduled run's Job completes on the
 //! node, its runner (in-cluster configuration, the `gongshu-backup` ServiceAccount) writes
 //! `lastBackup` itself, the objects are in the bucket and the `age` CLI decrypts them; the
 //! pod ran restricted as uid 65532. The restore drill's Job restores into a scratch database
