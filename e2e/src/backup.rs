@@ -94,6 +94,24 @@ impl BackupTarget {
     /// with a `files/` directory holding one small file, a new age identity, and an S3 server
     /// with a fresh bucket.
     pub async fn start(name: &str) -> Result<Self, Error> {
+        Self::start_with(name, S3Server::start()).await
+    }
+
+    /// [`start`](Self::start) with the S3 server bound to `host` (the e2e node's gateway, for
+    /// runner pods to reach it) instead of loopback, serving HTTPS with a certificate of
+    /// `pki`'s CA (an off-site endpoint off loopback must be `https://`, SEC-2).
+    pub async fn start_tls_on(
+        name: &str,
+        host: std::net::IpAddr,
+        pki: &crate::pki::Pki,
+    ) -> Result<Self, Error> {
+        Self::start_with(name, S3Server::start_tls_on(host, pki)).await
+    }
+
+    async fn start_with(
+        name: &str,
+        s3: impl std::future::Future<Output = Result<S3Server, Error>>,
+    ) -> Result<Self, Error> {
         let dir = std::env::temp_dir().join(format!("gongshu-backup-{name}-{}", random_suffix()));
         let files = dir.join("files");
         std::fs::create_dir_all(&files).map_err(|e| Error::io(&files, e))?;
@@ -101,7 +119,7 @@ impl BackupTarget {
         std::fs::write(&csv, "code,holder\na,x\nb,y\n").map_err(|e| Error::io(&csv, e))?;
         let identity = dir.join("key.txt");
         let recipient = age_keygen(&identity)?;
-        let s3 = S3Server::start().await?;
+        let s3 = s3.await?;
         let bucket = format!("offsite-{}", random_suffix());
         s3.create_bucket(&bucket).await?;
         Ok(Self {
@@ -123,15 +141,15 @@ impl BackupTarget {
         json!([{"name": "files", "path": self.dir.join("files").to_string_lossy()}])
     }
 
-    /// Creates the Secret [`S3_SECRET`] with the server's credentials in `namespace`.
+    /// Creates the Secret [`S3_SECRET`] with the server's credentials in `namespace` (and its
+    /// CA as `caBundle` when it serves HTTPS).
     pub async fn install(&self, env: &TestEnv, namespace: &str) -> Result<(), Error> {
-        secret(
-            env,
-            namespace,
-            S3_SECRET,
-            json!({"accessKeyId": self.s3.access_key(), "secretAccessKey": self.s3.secret_key()}),
-        )
-        .await
+        let mut data =
+            json!({"accessKeyId": self.s3.access_key(), "secretAccessKey": self.s3.secret_key()});
+        if let Some(ca) = self.s3.ca_pem() {
+            data["caBundle"] = ca.into();
+        }
+        secret(env, namespace, S3_SECRET, data).await
     }
 
     /// An every-minute policy `name` of `sources` with `rpo`, encrypted to the identity, to

@@ -84,6 +84,17 @@ impl OwnCluster {
     /// Starts a control plane in a temporary directory named after `purpose` and installs the
     /// CRDs and `deploy/rbac.yaml`.
     pub async fn start(purpose: &str) -> Result<Self, Error> {
+        Self::start_inner(purpose, false).await
+    }
+
+    /// [`start`](Self::start) with a control plane ready for a node
+    /// ([`ControlPlane::start_for_nodes`]): start one on [`plane`](Self::plane) with
+    /// `crate::node::Node::start` (root, one node per machine) and drop it before this.
+    pub async fn start_for_nodes(purpose: &str) -> Result<Self, Error> {
+        Self::start_inner(purpose, true).await
+    }
+
+    async fn start_inner(purpose: &str, for_nodes: bool) -> Result<Self, Error> {
         let bins = upstream::binaries();
         if !bins.kube_apiserver.exists() {
             return Err(Error::Harness(
@@ -91,7 +102,11 @@ impl OwnCluster {
             ));
         }
         let dir = std::env::temp_dir().join(format!("gongshu-{purpose}-{}", random_suffix()));
-        let plane = ControlPlane::start(&dir, &bins, DEFAULT_READY_TIMEOUT).await?;
+        let plane = if for_nodes {
+            ControlPlane::start_for_nodes(&dir, &bins, DEFAULT_READY_TIMEOUT).await?
+        } else {
+            ControlPlane::start(&dir, &bins, DEFAULT_READY_TIMEOUT).await?
+        };
         operator::install(&bins.kubectl, plane.kubeconfig(), &repo_root())?;
         let env = TestEnv::new(plane.client().await?, plane.kubeconfig().to_path_buf());
         Ok(Self {
@@ -100,6 +115,15 @@ impl OwnCluster {
             plane: Some(plane),
             env,
         })
+    }
+
+    /// The control plane (for a node: `Node::start(c.plane(), dir)`).
+    pub fn plane(&self) -> &ControlPlane {
+        match &self.plane {
+            Some(plane) => plane,
+            // Only `drop` takes it.
+            None => unreachable!("the control plane is gone before its OwnCluster"),
+        }
     }
 
     /// The directory holding the control plane's state and the logs.

@@ -7,6 +7,7 @@
 //! harness holds is the server itself.
 
 use std::{
+    net::Ipv4Addr,
     path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
@@ -28,6 +29,8 @@ pub struct Postgres {
     port: u16,
     password: String,
     dir: PathBuf,
+    /// The addresses it listens on besides loopback ([`Postgres::start_on`]).
+    extra: Vec<Ipv4Addr>,
 }
 
 impl Drop for Postgres {
@@ -52,6 +55,14 @@ impl Postgres {
     /// Initializes a cluster in `dir/data` (password authentication, loopback only) and starts
     /// it on a free port; waits until it accepts connections.
     pub async fn start(dir: &Path) -> Result<Self, Error> {
+        Self::start_on(dir, &[]).await
+    }
+
+    /// [`start`](Self::start), listening on `addrs` too (say the e2e node's gateway,
+    /// 10.77.0.1, for pods to reach it) and accepting password (SCRAM) logins from each
+    /// address's `/24` (the node's pod subnet, 10.77.0.0/24), besides loopback. The addresses
+    /// must exist on the host when it starts (a node's bridge is created by `Node::start`).
+    pub async fn start_on(dir: &Path, addrs: &[Ipv4Addr]) -> Result<Self, Error> {
         let bin = bin_dir()?;
         let data = dir.join("data");
         let logs = dir.join("logs");
@@ -98,12 +109,20 @@ impl Postgres {
                 log_tail: tail(&initdb_log, 20),
             });
         }
+        if !addrs.is_empty() {
+            allow_subnets(&data.join("pg_hba.conf"), addrs)?;
+        }
+        let listen: Vec<String> = std::iter::once(Ipv4Addr::LOCALHOST)
+            .chain(addrs.iter().copied())
+            .map(|a| a.to_string())
+            .collect();
         let port = free_port()?;
         let mut server = server_command(&bin.join("postgres"), as_root);
         server
             .arg("-D")
             .arg(&data)
-            .args(["-p", &port.to_string(), "-c", "listen_addresses=127.0.0.1"])
+            .args(["-p", &port.to_string(), "-c"])
+            .arg(format!("listen_addresses={}", listen.join(",")))
             .arg("-c")
             .arg(format!("unix_socket_directories={}", dir.display()));
         let mut process = Process::spawn("postgres", &mut server, &logs.join("postgres.log"))?;
@@ -132,10 +151,11 @@ impl Postgres {
             port,
             password,
             dir: dir.to_path_buf(),
+            extra: addrs.to_vec(),
         })
     }
 
-    /// The loopback port it listens on.
+    /// The port it listens on (loopback and the addresses of [`start_on`](Self::start_on)).
     pub fn port(&self) -> u16 {
         self.port
     }
@@ -144,6 +164,19 @@ impl Postgres {
     pub fn url(&self, database: &str) -> String {
         format!(
             "postgres://{SUPERUSER}:{}@127.0.0.1:{}/{database}",
+            self.password, self.port
+        )
+    }
+
+    /// The superuser's connection URL for `database` at `addr`, one of the addresses of
+    /// [`start_on`](Self::start_on) (what a pod connects to).
+    pub fn url_at(&self, addr: Ipv4Addr, database: &str) -> String {
+        debug_assert!(
+            addr.is_loopback() || self.extra.contains(&addr),
+            "postgres does not listen on {addr}"
+        );
+        format!(
+            "postgres://{SUPERUSER}:{}@{addr}:{}/{database}",
             self.password, self.port
         )
     }
@@ -174,6 +207,18 @@ impl Postgres {
             )))
         }
     }
+}
+
+/// Appends to `pg_hba` a SCRAM password rule for the `/24` of each of `addrs`.
+fn allow_subnets(pg_hba: &Path, addrs: &[Ipv4Addr]) -> Result<(), Error> {
+    let mut text = std::fs::read_to_string(pg_hba).map_err(|e| Error::io(pg_hba, e))?;
+    for addr in addrs {
+        let [a, b, c, _] = addr.octets();
+        text.push_str(&format!(
+            "host    all             all             {a}.{b}.{c}.0/24            scram-sha-256\n"
+        ));
+    }
+    std::fs::write(pg_hba, text).map_err(|e| Error::io(pg_hba, e))
 }
 
 /// `initdb` or `postgres`, as the `postgres` user when running as root.

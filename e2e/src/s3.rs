@@ -6,8 +6,13 @@
 //!
 //! The command line is `versitygw --access <key> --secret <secret> --port 127.0.0.1:<port>
 //! --quiet posix --sidecar <dir>/meta <dir>/buckets`, its output in `<dir>/s3.log`.
+//! [`S3Server::start_on`] binds another address instead of loopback (the e2e node's gateway,
+//! for pods to reach it; the host reaches it there too), and [`S3Server::start_tls_on`]
+//! serves HTTPS there (`--cert`, `--key`) with a certificate the harness CA signed, as the
+//! rules require of an off-site endpoint that is not on loopback (SEC-2).
 
 use std::{
+    net::{IpAddr, Ipv4Addr},
     path::{Path, PathBuf},
     process::Command,
     time::{Duration, Instant},
@@ -22,12 +27,24 @@ const ACCESS_KEY: &str = "gongshu-e2e";
 /// How long the server may take to answer after a start.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// An HTTPS server's certificate, key and CA (PEM files).
+#[derive(Clone, Debug)]
+pub struct Tls {
+    /// The serving certificate and key.
+    pub pair: crate::pki::CertPair,
+    /// The CA certificate that signed it.
+    pub ca: PathBuf,
+}
+
 /// A running versitygw; stopped when dropped.
 #[derive(Debug)]
 pub struct S3Server {
     process: Option<Process>,
     binary: PathBuf,
     dir: PathBuf,
+    host: IpAddr,
+    /// The serving certificate and the CA that signed it, when it serves HTTPS.
+    tls: Option<Tls>,
     port: u16,
     secret: String,
     /// Whether the directory is ours to remove on drop ([`start`](S3Server::start)).
@@ -54,11 +71,42 @@ impl S3Server {
     /// Builds versitygw if needed and starts it in a fresh directory under the system's
     /// temporary directory (removed on drop, kept when a test panics); waits until it answers.
     pub async fn start() -> Result<Self, Error> {
+        Self::start_on(IpAddr::V4(Ipv4Addr::LOCALHOST)).await
+    }
+
+    /// [`start`](Self::start), bound to `host` (one address, e.g. the e2e node's gateway
+    /// 10.77.0.1, which must exist) instead of loopback; [`endpoint`](Self::endpoint) names it.
+    pub async fn start_on(host: IpAddr) -> Result<Self, Error> {
         let dir =
             std::env::temp_dir().join(format!("gongshu-s3-{}", crate::harness::random_suffix()));
-        let mut server = Self::start_in(&dir).await?;
+        let mut server = Self::new(&dir, host, free_port()?, None)?;
         server.temporary = true;
+        server.restart().await?;
         Ok(server)
+    }
+
+    /// [`start_on`](Self::start_on), serving HTTPS with a certificate for `host` that the CA
+    /// of `pki` signs (written to the server's directory): [`endpoint`](Self::endpoint) is
+    /// `https://…`, [`ca_pem`](Self::ca_pem) the CA a client must trust.
+    pub async fn start_tls_on(host: IpAddr, pki: &crate::pki::Pki) -> Result<Self, Error> {
+        let dir =
+            std::env::temp_dir().join(format!("gongshu-s3-{}", crate::harness::random_suffix()));
+        let mut server = Self::new(&dir, host, free_port()?, None)?;
+        server.temporary = true;
+        let pair = crate::pki::sign_serving(pki, &dir.join("tls"), "gongshu-e2e-s3", &[], &[host])?;
+        server.tls = Some(Tls {
+            pair,
+            ca: pki.ca_cert.clone(),
+        });
+        server.restart().await?;
+        Ok(server)
+    }
+
+    /// The PEM of the CA that signed its certificate, when it serves HTTPS.
+    pub fn ca_pem(&self) -> Option<String> {
+        self.tls
+            .as_ref()
+            .and_then(|t| std::fs::read_to_string(&t.ca).ok())
     }
 
     /// Starts it with its data in `dir` (`dir/buckets`, `dir/meta`, `dir/s3.log`).
@@ -69,23 +117,30 @@ impl S3Server {
     /// Starts it in `dir` on loopback `port`, with `secret` as the root secret key (random
     /// when `None`).
     pub async fn start_at(dir: &Path, port: u16, secret: Option<&str>) -> Result<Self, Error> {
+        let mut server = Self::new(dir, IpAddr::V4(Ipv4Addr::LOCALHOST), port, secret)?;
+        server.restart().await?;
+        Ok(server)
+    }
+
+    /// A server of `dir` on `host:port`, not started yet.
+    fn new(dir: &Path, host: IpAddr, port: u16, secret: Option<&str>) -> Result<Self, Error> {
         let binary = crate::upstream::ensure_s3_built(&crate::cluster::repo_root())?;
         for d in [dir.join("buckets"), dir.join("meta")] {
             std::fs::create_dir_all(&d).map_err(|e| Error::io(&d, e))?;
         }
-        let mut server = Self {
+        Ok(Self {
             process: None,
             binary,
             dir: dir.to_path_buf(),
+            host,
+            tls: None,
             port,
             secret: secret.map_or_else(
                 || crate::harness::random_suffix() + &crate::harness::random_suffix(),
                 str::to_owned,
             ),
             temporary: false,
-        };
-        server.restart().await?;
-        Ok(server)
+        })
     }
 
     /// Leaves the server running past this handle (the demo), returning its pid.
@@ -97,9 +152,14 @@ impl S3Server {
         })
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>` (or the address of [`start_on`](Self::start_on); `https://`
+    /// from [`start_tls_on`](Self::start_tls_on)).
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!(
+            "{scheme}://{}",
+            std::net::SocketAddr::new(self.host, self.port)
+        )
     }
 
     /// The root access key id.
@@ -141,8 +201,18 @@ impl S3Server {
         self.stop().await?;
         let mut cmd = Command::new(&self.binary);
         cmd.args(["--access", ACCESS_KEY, "--secret", &self.secret])
-            .args(["--port", &format!("127.0.0.1:{}", self.port), "--quiet"])
-            .arg("posix")
+            .args([
+                "--port",
+                &std::net::SocketAddr::new(self.host, self.port).to_string(),
+                "--quiet",
+            ]);
+        if let Some(tls) = &self.tls {
+            cmd.arg("--cert")
+                .arg(&tls.pair.cert)
+                .arg("--key")
+                .arg(&tls.pair.key);
+        }
+        cmd.arg("posix")
             .arg("--sidecar")
             .arg(self.dir.join("meta"))
             .arg(self.buckets_dir());
@@ -150,7 +220,7 @@ impl S3Server {
         let started = Instant::now();
         loop {
             process.check_alive()?;
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+            if tokio::net::TcpStream::connect((self.host, self.port))
                 .await
                 .is_ok()
             {
@@ -179,7 +249,14 @@ impl S3Server {
     /// The builder behind [`object_store`](Self::object_store), for a test that needs other
     /// settings (say, fewer retries while the server is down).
     pub fn object_store_builder(&self, bucket: &str) -> AmazonS3Builder {
+        let mut options = object_store::ClientOptions::new();
+        if let Some(pem) = self.ca_pem()
+            && let Ok(ca) = object_store::Certificate::from_pem(pem.as_bytes())
+        {
+            options = options.with_root_certificate(ca);
+        }
         AmazonS3Builder::new()
+            .with_client_options(options)
             .with_endpoint(self.endpoint())
             .with_bucket_name(bucket)
             .with_region(self.region())

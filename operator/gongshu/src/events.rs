@@ -62,6 +62,23 @@ impl Publisher {
     }
 }
 
+/// The most bytes the apiserver accepts in an Event's `note` (longer ones are refused, so the
+/// whole Event is lost).
+pub const NOTE_MAX_BYTES: usize = 1024;
+
+/// `note` cut to [`NOTE_MAX_BYTES`] on a character boundary, ending in `…` when cut (an S3
+/// error with the server's XML body is longer).
+fn fit_note(note: &str) -> String {
+    if note.len() <= NOTE_MAX_BYTES {
+        return note.to_owned();
+    }
+    let mut end = NOTE_MAX_BYTES - '…'.len_utf8();
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &note[..end])
+}
+
 /// The Event object: named `<regarding>.<nanoseconds in hex>`, like client-go's, so names sort
 /// by time and never collide in practice.
 fn build(controller: &str, instance: &str, event: &Event, regarding: &ObjectReference) -> K8sEvent {
@@ -76,7 +93,7 @@ fn build(controller: &str, instance: &str, event: &Event, regarding: &ObjectRefe
         event_time: Some(MicroTime(now)),
         action: Some(event.action.clone()),
         reason: Some(event.reason.clone()),
-        note: event.note.clone(),
+        note: event.note.as_deref().map(fit_note),
         regarding: Some(regarding.clone()),
         related: event.secondary.clone(),
         reporting_controller: Some(controller.to_owned()),
@@ -97,6 +114,26 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    /// A note over the apiserver's 1024 bytes (a runner's S3 error with the server's XML) is
+    /// cut on a character boundary instead of losing the Event (found on the e2e node).
+    #[test]
+    fn a_long_note_is_cut_to_what_the_apiserver_accepts() {
+        assert_eq!(fit_note("short"), "short");
+        let exact = "a".repeat(NOTE_MAX_BYTES);
+        assert_eq!(fit_note(&exact), exact);
+        for long in [
+            "b".repeat(5000),
+            "数".repeat(700),
+            format!("x{}", "数".repeat(400)),
+        ] {
+            let cut = fit_note(&long);
+            assert!(cut.len() <= NOTE_MAX_BYTES, "{}", cut.len());
+            assert!(cut.len() > NOTE_MAX_BYTES - 6, "{}", cut.len());
+            assert!(cut.ends_with('…'));
+            assert!(long.starts_with(cut.trim_end_matches('…')));
+        }
+    }
 
     #[test]
     fn an_event_names_its_subject_reporter_and_type() {

@@ -40,6 +40,23 @@ pub async fn read(
     name: &str,
     key: &str,
 ) -> Result<String, SecretError> {
+    read_optional(client, namespace, name, key)
+        .await?
+        .ok_or_else(|| SecretError::Key {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            key: key.to_owned(),
+            reason: "no such key".to_owned(),
+        })
+}
+
+/// [`read`], `None` when the Secret exists without `key` (an optional setting).
+pub async fn read_optional(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    key: &str,
+) -> Result<Option<String>, SecretError> {
     let found = Api::<Secret>::namespaced(client.clone(), namespace)
         .get(name)
         .await
@@ -48,12 +65,6 @@ pub async fn read(
             name: name.to_owned(),
             source,
         })?;
-    let key_error = |reason: &str| SecretError::Key {
-        namespace: namespace.to_owned(),
-        name: name.to_owned(),
-        key: key.to_owned(),
-        reason: reason.to_owned(),
-    };
     let bytes = found
         .data
         .as_ref()
@@ -65,11 +76,19 @@ pub async fn read(
                 .as_ref()
                 .and_then(|d| d.get(key))
                 .map(|s| s.clone().into_bytes())
+        });
+    bytes
+        .map(|bytes| {
+            String::from_utf8(bytes)
+                .map(|s| s.trim().to_owned())
+                .map_err(|_| SecretError::Key {
+                    namespace: namespace.to_owned(),
+                    name: name.to_owned(),
+                    key: key.to_owned(),
+                    reason: "not UTF-8".to_owned(),
+                })
         })
-        .ok_or_else(|| key_error("no such key"))?;
-    String::from_utf8(bytes)
-        .map(|s| s.trim().to_owned())
-        .map_err(|_| key_error("not UTF-8"))
+        .transpose()
 }
 
 /// The value a [`SecretKeyRef`] of an object in `namespace` points at.

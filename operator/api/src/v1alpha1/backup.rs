@@ -203,7 +203,8 @@ pub struct S3Destination {
     /// Region name.
     #[serde(default = "default_region")]
     pub region: String,
-    /// Secret with keys `accessKeyId` and `secretAccessKey`.
+    /// Secret with keys `accessKeyId` and `secretAccessKey`, and optionally `caBundle`: PEM
+    /// certificates trusted for an `https://` endpoint besides the system roots (a private CA).
     #[schemars(length(min = 1, max = 253))]
     pub credentials_secret: String,
 }

@@ -143,6 +143,7 @@ impl WhereArgs {
                 access_key_id: env("AWS_ACCESS_KEY_ID"),
                 secret_access_key: env("AWS_SECRET_ACCESS_KEY"),
                 retry_timeout: Duration::from_secs(60),
+                ca_bundle: None,
             };
             return Ok(Destination::s3(&settings, layout(&self.prefix))?);
         }

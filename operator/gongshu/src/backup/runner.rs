@@ -160,6 +160,13 @@ pub async fn destinations(
         access_key_id: read("accessKeyId").await?,
         secret_access_key: read("secretAccessKey").await?,
         retry_timeout: config.s3_retry,
+        ca_bundle: secret::read_optional(
+            client,
+            &namespace,
+            &offsite.credentials_secret,
+            "caBundle",
+        )
+        .await?,
     };
     found.push(Destination::s3(
         &settings,

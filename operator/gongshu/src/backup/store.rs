@@ -11,7 +11,8 @@ use std::{io, sync::Arc, time::Duration};
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use object_store::{
-    BackoffConfig, ObjectStore, PutPayload, RetryConfig, WriteMultipart,
+    BackoffConfig, Certificate, ClientOptions, ObjectStore, PutPayload, RetryConfig,
+    WriteMultipart,
     aws::{AmazonS3Builder, Checksum},
     local::LocalFileSystem,
 };
@@ -75,6 +76,10 @@ pub struct S3Settings {
     pub secret_access_key: String,
     /// How long one request is retried before the run gives up.
     pub retry_timeout: Duration,
+    /// PEM certificates trusted for the endpoint besides the system's roots (an S3 server
+    /// with a private CA; the credentials Secret's `caBundle`). A Job's pod cannot mount a
+    /// CA file, so the bundle travels in the Secret.
+    pub ca_bundle: Option<String>,
 }
 
 impl std::fmt::Debug for S3Settings {
@@ -148,7 +153,23 @@ impl Destination {
             max_retries: 16,
             retry_timeout: settings.retry_timeout,
         };
+        let config = |reason: String| StoreError::Config {
+            destination: "offsite",
+            reason,
+        };
+        let mut options = ClientOptions::new();
+        if let Some(pem) = &settings.ca_bundle {
+            let roots = Certificate::from_pem_bundle(pem.as_bytes())
+                .map_err(|e| config(format!("caBundle: {e}")))?;
+            if roots.is_empty() {
+                return Err(config("caBundle holds no PEM certificate".into()));
+            }
+            for root in roots {
+                options = options.with_root_certificate(root);
+            }
+        }
         let store = AmazonS3Builder::new()
+            .with_client_options(options)
             .with_endpoint(&settings.endpoint)
             .with_bucket_name(&settings.bucket)
             .with_region(&settings.region)
@@ -159,10 +180,7 @@ impl Destination {
             .with_checksum_algorithm(Checksum::SHA256)
             .with_retry(retry)
             .build()
-            .map_err(|e| StoreError::Config {
-                destination: "offsite",
-                reason: e.to_string(),
-            })?;
+            .map_err(|e| config(e.to_string()))?;
         Ok(Self {
             name: "offsite",
             store: Arc::new(store),

@@ -154,3 +154,33 @@ async fn the_wrong_key_cannot_restore() {
         .unwrap_err();
     assert!(error.to_string().contains("No matching keys"), "{error}");
 }
+
+fn s3_settings(ca_bundle: Option<String>) -> super::store::S3Settings {
+    super::store::S3Settings {
+        endpoint: "https://10.77.0.1:9000".into(),
+        bucket: "offsite".into(),
+        region: "us-east-1".into(),
+        access_key_id: "k".into(),
+        secret_access_key: "s".into(),
+        retry_timeout: std::time::Duration::from_secs(1),
+        ca_bundle,
+    }
+}
+
+/// An S3 server with a private CA: the credentials Secret's `caBundle` is trusted (a Job's
+/// pod cannot mount a CA file), and a bundle that is not PEM is a configuration error naming
+/// the key, before anything is read.
+#[test]
+fn an_s3_ca_bundle_is_trusted_and_a_bad_one_refused() {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = params.self_signed(&key).unwrap().pem();
+    let layout = || Layout::new("", "ns", "p");
+    assert!(Destination::s3(&s3_settings(Some(ca.clone())), layout()).is_ok());
+    assert!(Destination::s3(&s3_settings(None), layout()).is_ok());
+    for bad in ["not a certificate", ""] {
+        let err = Destination::s3(&s3_settings(Some(bad.into())), layout()).expect_err("refused");
+        assert!(err.to_string().contains("caBundle"), "{err}");
+    }
+}
