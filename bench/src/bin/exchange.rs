@@ -58,8 +58,7 @@ struct Args {
     /// Concurrent clients of the lookup runs (each one connection, sequential requests).
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
-    /// Worker threads of the exchange (`--worker-threads`; 0, its default: one per CPU). With
-    /// other work on the two cores, one thread served more (see the README).
+    /// Worker threads of the exchange (`--worker-threads`; 0, its default: one per CPU).
     #[arg(long, default_value_t = 0)]
     exchange_threads: usize,
     /// Worker threads of the load generator, the same for the direct and the exchange clients

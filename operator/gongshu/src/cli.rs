@@ -61,9 +61,9 @@ pub struct ExchangeArgs {
         default_value = "127.0.0.1:8081"
     )]
     pub admin_addr: SocketAddr,
-    /// Threads serving requests; 0: one per CPU the process may use. Where the exchange shares
-    /// few cores with its source database and clients, fewer threads hand requests between
-    /// threads less often and serve more (see the README's exchange benchmark).
+    /// Threads serving requests; 0: one per CPU the process may use. Fewer threads hand
+    /// requests between threads less often, which can pay where the exchange shares a few
+    /// cores with its source database (see the README's exchange benchmark).
     #[arg(long, env = "GONGSHU_EXCHANGE_WORKER_THREADS", default_value_t = 0)]
     pub worker_threads: usize,
     /// Seconds between verifications of the audit chain against its checkpoint (SEC-2), the
