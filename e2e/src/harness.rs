@@ -315,3 +315,32 @@ pub async fn may(
         .await?;
     Ok(answered.status.is_some_and(|s| s.allowed))
 }
+
+/// Polls `f` every half second until it returns something.
+///
+/// # Panics
+/// After `timeout`, with `what` and `context()` (what the test saw last): it is a test's
+/// assertion.
+pub async fn until<T, F, Fut>(
+    timeout: Duration,
+    what: &str,
+    context: impl Fn() -> String,
+    mut f: F,
+) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(t) = f().await {
+            return t;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "{what}: not after {timeout:?}\n{}",
+            context()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

@@ -21,13 +21,14 @@ use std::{
         Arc,
         atomic::{AtomicBool, Ordering},
     },
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use gongshu_api::v1alpha1::BackupPolicy;
 use gongshu_e2e::{
     backup::{job_operator_env, secret},
     cluster::{OwnCluster, operator_binary},
+    harness::until,
     observe,
 };
 use k8s_openapi::api::{
@@ -98,22 +99,6 @@ async fn jobs(api: &Api<Job>, uid: &str) -> Vec<Job> {
         .await
         .expect("list Jobs")
         .items
-}
-
-/// Polls until `f` returns something, or panics after `timeout` saying `what`.
-async fn until<T, F, Fut>(timeout: Duration, what: &str, mut f: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(t) = f().await {
-            return t;
-        }
-        assert!(start.elapsed() < timeout, "{what}: not after {timeout:?}");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
 }
 
 #[tokio::test]
@@ -201,9 +186,12 @@ async fn runs_are_jobs_of_the_backup_account_never_doubled_and_their_failures_ar
     });
 
     // The first scheduled run (the next minute): a Job with the expected spec.
-    let job = until(Duration::from_secs(90), "the first Job", || async {
-        jobs(&jobs_api, &uid).await.into_iter().next()
-    })
+    let job = until(
+        Duration::from_secs(90),
+        "the first Job",
+        String::new,
+        || async { jobs(&jobs_api, &uid).await.into_iter().next() },
+    )
     .await;
     let first_name = job.name_any();
     assert!(
@@ -382,6 +370,7 @@ async fn runs_are_jobs_of_the_backup_account_never_doubled_and_their_failures_ar
             until(
                 Duration::from_secs(20),
                 "the path policy stalls",
+                String::new,
                 || async {
                     policies
                         .get("files")
@@ -443,6 +432,7 @@ async fn runs_are_jobs_of_the_backup_account_never_doubled_and_their_failures_ar
     let failure = until(
         Duration::from_secs(60),
         "the Job's failure in the status",
+        String::new,
         || async { policies.get("nightly").await.ok()?.status?.last_failure },
     )
     .await;
@@ -464,18 +454,24 @@ async fn runs_are_jobs_of_the_backup_account_never_doubled_and_their_failures_ar
     until(
         Duration::from_secs(20),
         "the RunnerFailed Event",
+        String::new,
         || async {
             let events = observe::events_of(&client, &ns, "nightly").await.ok()?;
             events.contains_key("RunnerFailed").then_some(())
         },
     )
     .await;
-    let retry = until(Duration::from_secs(30), "the retry Job", || async {
-        jobs(&jobs_api, &uid)
-            .await
-            .into_iter()
-            .find(|j| j.name_any() != first_name)
-    })
+    let retry = until(
+        Duration::from_secs(30),
+        "the retry Job",
+        String::new,
+        || async {
+            jobs(&jobs_api, &uid)
+                .await
+                .into_iter()
+                .find(|j| j.name_any() != first_name)
+        },
+    )
     .await;
     assert!(
         retry.name_any().ends_with("-1"),
@@ -506,6 +502,7 @@ async fn runs_are_jobs_of_the_backup_account_never_doubled_and_their_failures_ar
     let failure = until(
         Duration::from_secs(60),
         "RunnerNotStarted in the status",
+        String::new,
         || async {
             policies
                 .get("nightly")
@@ -524,18 +521,24 @@ async fn runs_are_jobs_of_the_backup_account_never_doubled_and_their_failures_ar
         "{}",
         failure.message
     );
-    until(Duration::from_secs(30), "the stuck Job deleted", || async {
-        let names: Vec<_> = jobs(&jobs_api, &uid)
-            .await
-            .iter()
-            .map(ResourceExt::name_any)
-            .collect();
-        (!names.contains(&retry.name_any())).then_some(())
-    })
+    until(
+        Duration::from_secs(30),
+        "the stuck Job deleted",
+        String::new,
+        || async {
+            let names: Vec<_> = jobs(&jobs_api, &uid)
+                .await
+                .iter()
+                .map(ResourceExt::name_any)
+                .collect();
+            (!names.contains(&retry.name_any())).then_some(())
+        },
+    )
     .await;
     until(
         Duration::from_secs(30),
         "the next attempt's Job",
+        String::new,
         || async {
             jobs(&jobs_api, &uid)
                 .await

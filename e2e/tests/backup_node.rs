@@ -32,6 +32,7 @@ use gongshu_api::v1alpha1::BackupPolicy;
 use gongshu_e2e::{
     backup::{BackupTarget, job_operator_env, secret},
     cluster::{OwnCluster, operator_binary},
+    harness::until,
     node::Node,
     observe,
     postgres::Postgres,
@@ -48,31 +49,6 @@ use serde_json::json;
 const ROWS: usize = 500;
 /// The first run of an every-minute schedule, the Job's pod and the run itself.
 const FIRST_RUN: Duration = Duration::from_secs(180);
-
-/// Polls until `f` returns something, or panics after `timeout` saying `what` and `context()`.
-async fn until<T, F, Fut>(
-    timeout: Duration,
-    what: &str,
-    context: impl Fn() -> String,
-    mut f: F,
-) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = Instant::now();
-    loop {
-        if let Some(t) = f().await {
-            return t;
-        }
-        assert!(
-            start.elapsed() < timeout,
-            "{what}: not after {timeout:?}\n{}",
-            context()
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-}
 
 fn condition(job: &Job, type_: &str) -> Option<(String, String)> {
     job.status
