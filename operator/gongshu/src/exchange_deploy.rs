@@ -15,15 +15,15 @@
 
 use std::{collections::BTreeMap, time::Duration};
 
+use crate::pod_security::{restricted_container, restricted_pod};
 use k8s_openapi::{
     api::{
         apps::v1::{StatefulSet, StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec},
         core::v1::{
-            Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
-            HTTPGetAction, ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec,
-            PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-            SeccompProfile, SecretVolumeSource, SecurityContext, Service, ServicePort, ServiceSpec,
-            Volume, VolumeMount, VolumeResourceRequirements,
+            Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction,
+            ObjectFieldSelector, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec,
+            PodTemplateSpec, Probe, ResourceRequirements, SecretVolumeSource, Service, ServicePort,
+            ServiceSpec, Volume, VolumeMount, VolumeResourceRequirements,
         },
         networking::v1::{
             NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort,
@@ -64,8 +64,6 @@ const AUDIT_DIR: &str = "/var/lib/gongshu/audit";
 /// The exchange's `--file-root`: file sources resolve under it, and nothing is mounted there by
 /// default, so no file is served until an administrator mounts one.
 const FILE_ROOT: &str = "/data";
-/// The non-root user and group of the container (distroless `nonroot`).
-const USER: i64 = 65532;
 /// How long after an error the next attempt comes, unless the period is shorter.
 const RETRY_AFTER_ERROR: Duration = Duration::from_secs(30);
 
@@ -218,15 +216,8 @@ impl ExchangeDeployment {
                 // It reviews callers' tokens and watches grants with its own token.
                 automount_service_account_token: Some(true),
                 enable_service_links: Some(false),
-                security_context: Some(PodSecurityContext {
-                    run_as_non_root: Some(true),
-                    run_as_user: Some(USER),
-                    run_as_group: Some(USER),
-                    // Makes the audit volume and the certificate readable by that group.
-                    fs_group: Some(USER),
-                    seccomp_profile: Some(runtime_default()),
-                    ..PodSecurityContext::default()
-                }),
+                // fsGroup makes the audit volume and the certificate readable by the exchange.
+                security_context: Some(restricted_pod()),
                 containers: vec![self.container()],
                 volumes: Some(vec![
                     Volume {
@@ -423,30 +414,6 @@ fn exchange_env() -> Vec<EnvVar> {
     ]
 }
 
-fn runtime_default() -> SeccompProfile {
-    SeccompProfile {
-        type_: "RuntimeDefault".into(),
-        localhost_profile: None,
-    }
-}
-
-/// What Pod Security Standards `restricted` asks of a container, and a read-only root.
-fn restricted_container() -> SecurityContext {
-    SecurityContext {
-        run_as_non_root: Some(true),
-        run_as_user: Some(USER),
-        run_as_group: Some(USER),
-        allow_privilege_escalation: Some(false),
-        read_only_root_filesystem: Some(true),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".into()]),
-            add: None,
-        }),
-        seccomp_profile: Some(runtime_default()),
-        ..SecurityContext::default()
-    }
-}
-
 fn tcp(port: i32) -> NetworkPolicyPort {
     NetworkPolicyPort {
         port: Some(IntOrString::Int(port)),
@@ -576,6 +543,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::pod_security::runtime_default;
 
     fn config() -> ExchangeDeployment {
         ExchangeDeployment::new("gongshu-system", "registry.example/gongshu:test")

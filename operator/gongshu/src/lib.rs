@@ -19,6 +19,7 @@ pub mod https;
 pub mod leader;
 pub mod metrics;
 pub mod operator;
+pub mod pod_security;
 pub mod report;
 pub mod secret;
 pub mod shutdown;

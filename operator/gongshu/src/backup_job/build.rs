@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::pod_security::{restricted_container, restricted_pod};
 use gongshu_api::v1alpha1::BackupPolicy;
 use jiff::Timestamp;
 use k8s_openapi::{
@@ -13,9 +14,8 @@ use k8s_openapi::{
             PodFailurePolicyOnPodConditionsPattern, PodFailurePolicyRule,
         },
         core::v1::{
-            Capabilities, Container, EmptyDirVolumeSource, EnvVar,
-            PersistentVolumeClaimVolumeSource, PodSecurityContext, PodSpec, PodTemplateSpec,
-            SeccompProfile, SecurityContext, ServiceAccount, Volume, VolumeMount,
+            Container, EmptyDirVolumeSource, EnvVar, PersistentVolumeClaimVolumeSource, PodSpec,
+            PodTemplateSpec, ServiceAccount, Volume, VolumeMount,
         },
         rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject},
     },
@@ -28,8 +28,6 @@ use super::{
     LABEL_POLICY_UID, SERVICE_ACCOUNT, What,
 };
 
-/// The non-root user and group of the runner (distroless `nonroot`), as the chart's pods.
-pub const USER: i64 = 65532;
 /// Where the runner's scratch `emptyDir` is mounted (its root filesystem is read-only).
 pub const TMP_DIR: &str = "/tmp";
 /// The runner's `--file-root`: nothing is mounted there, so no node file is ever read.
@@ -220,15 +218,8 @@ fn pod_spec(
         // It reads the policy and its Secrets and reports with this token.
         automount_service_account_token: Some(true),
         enable_service_links: Some(false),
-        security_context: Some(PodSecurityContext {
-            run_as_non_root: Some(true),
-            run_as_user: Some(USER),
-            run_as_group: Some(USER),
-            // Makes the local destination's claim writable by that group.
-            fs_group: Some(USER),
-            seccomp_profile: Some(runtime_default()),
-            ..PodSecurityContext::default()
-        }),
+        // fsGroup makes the local destination's claim writable by the runner.
+        security_context: Some(restricted_pod()),
         containers: vec![Container {
             name: CONTAINER.into(),
             image: Some(config.image.clone()),
@@ -243,30 +234,6 @@ fn pod_spec(
         }],
         volumes: Some(volumes),
         ..PodSpec::default()
-    }
-}
-
-fn runtime_default() -> SeccompProfile {
-    SeccompProfile {
-        type_: "RuntimeDefault".into(),
-        ..SeccompProfile::default()
-    }
-}
-
-/// Pod Security `restricted`, as the operator's and the exchange's containers.
-fn restricted_container() -> SecurityContext {
-    SecurityContext {
-        run_as_non_root: Some(true),
-        run_as_user: Some(USER),
-        run_as_group: Some(USER),
-        allow_privilege_escalation: Some(false),
-        read_only_root_filesystem: Some(true),
-        capabilities: Some(Capabilities {
-            drop: Some(vec!["ALL".into()]),
-            ..Capabilities::default()
-        }),
-        seccomp_profile: Some(runtime_default()),
-        ..SecurityContext::default()
     }
 }
 

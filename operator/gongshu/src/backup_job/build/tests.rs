@@ -5,6 +5,7 @@
 use k8s_openapi::api::core::v1::Container;
 
 use super::*;
+use crate::pod_security::runtime_default;
 
 fn policy() -> BackupPolicy {
     serde_yaml::from_str(include_str!("../fixtures/policy.yaml")).unwrap()
